@@ -1,0 +1,138 @@
+"""Staging assets: the lake's raw JSON, parsed and loaded as it is (plus lineage columns).
+
+Each run replaces exactly what it loads (a partition's days, or the whole song catalog) in one
+transaction, so a failed run leaves the warehouse as it was, and a re-run gives the same rows.
+Records that cannot be staged go to `staging_rejects` with their reason, and every file's counts
+to `staging_files`, which the reconciliation checks compare with what was actually staged.
+"""
+
+from collections.abc import Iterable, Iterator
+
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from sparkify_assets import config
+from sparkify_assets.metadata import definition_metadata, markdown_table, materialization_metadata
+from sparkify_assets.parsing import parse_files
+from sparkify_assets.partitions import DAILY, date_filter, partition_dates
+from sparkify_assets.resources.lake import Lake, LakeError, LakeFile, LakeResource
+from sparkify_assets.resources.warehouse import Session, WarehouseResource
+from sparkify_assets.tables import (
+    ALL_TABLES,
+    STAGING_EVENTS,
+    STAGING_FILES,
+    STAGING_REJECTS,
+    STAGING_SONGS,
+    Table,
+)
+
+# Parse and load in chunks so memory follows the chunk, not the lake.
+CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_FILES = 5000
+REJECT_SAMPLE = 10
+
+KINDS = {config.warehouse_kind(), config.lake_kind(), "python"}
+
+
+def _chunks(files: list[LakeFile]) -> Iterator[list[LakeFile]]:
+    chunk: list[LakeFile] = []
+    size = 0
+    for f in files:
+        chunk.append(f)
+        size += f.size
+        if size >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]) -> dict[str, int]:
+    """Parse lake files and bulk-load their rows, rejects and file counts; return the totals."""
+    totals = {"files": 0, "records_read": 0, "rows_staged": 0, "rows_rejected": 0}
+    for chunk in _chunks(list(files)):
+        batch = parse_files(table, lake.read_many(chunk))
+        tx.append(table, batch.rows_table())
+        tx.append(STAGING_REJECTS, batch.rejects_table())
+        tx.append(STAGING_FILES, batch.files_table())
+        totals["files"] += len(chunk)
+        totals["records_read"] += batch.records_read
+        totals["rows_staged"] += batch.rows
+        totals["rows_rejected"] += batch.rejected
+    return totals
+
+
+def _load_metadata(tx: Session, table: Table, totals: dict[str, int], where: str) -> dict:
+    meta = materialization_metadata(tx, table, totals["rows_staged"], where)
+    meta.update({k: v for k, v in totals.items() if k != "rows_staged"})
+    rejects = tx.query(
+        f"SELECT source_key, source_line, reason FROM {STAGING_REJECTS.name} "
+        f"WHERE target_table = '{table.name}' AND {where} ORDER BY source_key, source_line LIMIT {REJECT_SAMPLE}"
+    )
+    if rejects:
+        meta["rejects_sample"] = MetadataValue.md(
+            markdown_table(["source_key", "source_line", "reason"], rejects)
+        )
+    return meta
+
+
+@asset(
+    description=STAGING_EVENTS.description,
+    group_name="staging",
+    kinds=KINDS,
+    partitions_def=DAILY,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata=definition_metadata(STAGING_EVENTS),
+    pool="sparkify_warehouse",
+)
+def staging_events(
+    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> MaterializeResult:
+    first, last = partition_dates(context)
+    lk = lake.open()
+    files = lk.log_files(first, last)
+    if not files and not lk.log_files():
+        raise LakeError(f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json).")
+    context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
+    where = date_filter("source_date", first, last)
+    wh = warehouse.open()
+    with wh.transaction() as tx:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {STAGING_EVENTS.name} WHERE {where}")
+        for t in (STAGING_REJECTS, STAGING_FILES):
+            tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{STAGING_EVENTS.name}' AND {where}")
+        totals = stage_files(tx, lk, STAGING_EVENTS, files)
+        meta = _load_metadata(tx, STAGING_EVENTS, totals, where)
+    context.log.info(
+        f"Staged {totals['rows_staged']} events, rejected {totals['rows_rejected']}, from {totals['files']} files"
+    )
+    return MaterializeResult(metadata=meta)
+
+
+@asset(
+    description=STAGING_SONGS.description,
+    group_name="staging",
+    kinds=KINDS,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata=definition_metadata(STAGING_SONGS),
+    pool="sparkify_warehouse",
+)
+def staging_songs(
+    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> MaterializeResult:
+    lk = lake.open()
+    files = lk.song_files()
+    if not files:
+        lk.check()
+        raise LakeError(f"The lake {lk.url} holds no song files (song_data/**/*.json).")
+    context.log.info(f"Staging {len(files)} song files from {lk.url}")
+    wh = warehouse.open()
+    where = f"target_table = '{STAGING_SONGS.name}'"
+    with wh.transaction() as tx:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {STAGING_SONGS.name}")
+        for t in (STAGING_REJECTS, STAGING_FILES):
+            tx.execute(f"DELETE FROM {t.name} WHERE {where}")
+        totals = stage_files(tx, lk, STAGING_SONGS, files)
+        meta = _load_metadata(tx, STAGING_SONGS, totals, "TRUE")
+    context.log.info(f"Staged {totals['rows_staged']} songs, rejected {totals['rows_rejected']}")
+    return MaterializeResult(metadata=meta)

@@ -1,0 +1,85 @@
+"""Star assets: the songplays fact and its four dimensions, built by SQL inside the warehouse.
+
+Each table's SELECT lives in `sql/<table>.sql`; the asset wraps it in one transaction that
+replaces the rows it owns (a partition's days for songplays, the whole table for a dimension).
+"""
+
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+
+from sparkify_assets import config
+from sparkify_assets.metadata import definition_metadata, materialization_metadata
+from sparkify_assets.partitions import DAILY, date_filter, partition_dates
+from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets.tables import ALL_TABLES, ARTISTS, SONGPLAYS, SONGS, TIME, USERS, Table
+
+KINDS = {config.warehouse_kind(), "sql"}
+
+
+def _insert(table: Table, select: str) -> str:
+    return f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{select}"
+
+
+def rebuild_dimension(
+    context: AssetExecutionContext, warehouse: WarehouseResource, table: Table
+) -> MaterializeResult:
+    """Replace a whole dimension with the result of its SQL, in one transaction."""
+    with warehouse.open().transaction() as tx:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {table.name}")
+        tx.sql(_insert(table, table.transform_sql()))
+        rows = tx.scalar(f"SELECT COUNT(*) FROM {table.name}")
+        meta = materialization_metadata(tx, table, rows)
+    context.log.info(f"{table.name}: {rows} rows")
+    return MaterializeResult(metadata=meta)
+
+
+def _star_asset(table: Table, deps: list[str], **kwargs):
+    return asset(
+        name=table.name,
+        description=table.description,
+        group_name="star",
+        kinds=KINDS,
+        deps=[AssetDep(d) for d in deps],
+        backfill_policy=BackfillPolicy.single_run(),
+        metadata=definition_metadata(table),
+        pool="sparkify_warehouse",
+        **kwargs,
+    )
+
+
+@_star_asset(SONGPLAYS, ["staging_events", "staging_songs"], partitions_def=DAILY)
+def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    first, last = partition_dates(context)
+    where = date_filter("source_date", first, last)
+    select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
+    with warehouse.open().transaction() as tx:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
+        tx.sql(_insert(SONGPLAYS, select))
+        rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
+        matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where} AND song_id IS NOT NULL")
+        meta = materialization_metadata(tx, SONGPLAYS, rows, where)
+    meta["matched_plays"] = matched
+    meta["match_rate"] = round(matched / rows, 6) if rows else 0.0
+    context.log.info(f"songplays {first} to {last}: {rows} plays, {matched} matched to the catalog")
+    return MaterializeResult(metadata=meta)
+
+
+@_star_asset(USERS, ["staging_events"])
+def users(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return rebuild_dimension(context, warehouse, USERS)
+
+
+@_star_asset(SONGS, ["staging_songs"])
+def songs(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return rebuild_dimension(context, warehouse, SONGS)
+
+
+@_star_asset(ARTISTS, ["staging_songs"])
+def artists(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return rebuild_dimension(context, warehouse, ARTISTS)
+
+
+@_star_asset(TIME, ["songplays"])
+def time(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return rebuild_dimension(context, warehouse, TIME)

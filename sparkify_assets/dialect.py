@@ -1,0 +1,27 @@
+"""The few places where the backends' SQL differs, kept together.
+
+The SQL files under `sql/` are written in the common subset of DuckDB, PostgreSQL and Redshift,
+plus `epoch_ms(<column>)`, which DuckDB has natively and the other two spell differently.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EPOCH_MS = re.compile(r"epoch_ms\(([A-Za-z_][A-Za-z_0-9.]*)\)")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_0-9]{0,62}$")
+
+
+def render(sql: str, dialect: str) -> str:
+    """Rewrite the shared SQL text for one backend."""
+    if dialect == "duckdb":
+        return sql
+    # PostgreSQL and Redshift: TIMESTAMP 'epoch' plus an interval keeps the milliseconds.
+    return _EPOCH_MS.sub(r"(TIMESTAMP 'epoch' + \1 * INTERVAL '1 millisecond')", sql)
+
+
+def identifier(name: str) -> str:
+    """Validate an identifier that comes from configuration before it reaches SQL."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid SQL identifier (letters, digits and _ only)")
+    return name

@@ -1,0 +1,232 @@
+"""The lake: a local folder or an S3 prefix holding log_data/ and song_data/, read the same way.
+
+Log files are found by their dated layout (`log_data/YYYY/MM/YYYY-MM-DD-events.json`), so a
+date range is listed by its month prefixes only, never by walking the whole lake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
+S3_FETCH_THREADS = 10  # botocore's default connection pool size
+
+
+class LakeError(RuntimeError):
+    """A lake problem a person can act on."""
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    key: str  # relative to the lake root, always with "/"
+    size: int
+    version: str  # changes when the file's content changes (ETag on S3, mtime and size locally)
+    day: date | None = None
+
+
+def log_day(key: str) -> date | None:
+    """The date of a log file from its key, or None when the key is not a daily log file."""
+    m = LOG_KEY.match(key)
+    if not m or m.group(1, 2) != m.group(3, 4):
+        return None
+    try:
+        return date(int(m.group(3)), int(m.group(4)), int(m.group(5)))
+    except ValueError:
+        return None
+
+
+def _months(start: date, end: date) -> Iterator[tuple[int, int]]:
+    y, m = start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        yield y, m
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+class Lake(ABC):
+    url: str
+
+    @abstractmethod
+    def _list(self, prefix: str, start_after: str | None = None) -> list[LakeFile]:
+        """Every file whose key starts with `prefix` (and sorts after `start_after`)."""
+
+    @abstractmethod
+    def read(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise LakeError when the lake cannot be read at all."""
+
+    def read_many(self, files: Iterable[LakeFile]) -> Iterator[tuple[LakeFile, bytes]]:
+        for f in files:
+            yield f, self.read(f.key)
+
+    def log_files(self, start: date | None = None, end: date | None = None) -> list[LakeFile]:
+        """Daily log files with start <= day <= end, in date order."""
+        if start is None:
+            found = self._list("log_data/")
+        else:
+            last = end or date.today()
+            found = []
+            for y, m in _months(start, last):
+                prefix = f"log_data/{y:04d}/{m:02d}/"
+                after = f"{prefix}{start.isoformat()}" if (y, m) == (start.year, start.month) else None
+                found.extend(self._list(prefix, after))
+        files = []
+        for f in found:
+            day = log_day(f.key)
+            if day and (start is None or day >= start) and (end is None or day <= end):
+                files.append(LakeFile(f.key, f.size, f.version, day))
+        return sorted(files, key=lambda f: f.key)
+
+    def ignored_log_keys(self) -> list[str]:
+        """Keys under log_data/ that are not daily log files, to report rather than skip silently."""
+        return [f.key for f in self._list("log_data/") if log_day(f.key) is None]
+
+    def song_files(self) -> list[LakeFile]:
+        return sorted((f for f in self._list("song_data/") if f.key.endswith(".json")), key=lambda f: f.key)
+
+    def days(self) -> list[date]:
+        return sorted({f.day for f in self.log_files()})
+
+
+class LocalLake(Lake):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise LakeError(
+                f"The lake folder {self.root} does not exist: set SPARKIFY_LAKE_URL to a folder (or "
+                "s3://bucket/prefix) that holds log_data/ and song_data/."
+            )
+
+    def _list(self, prefix: str, start_after: str | None = None) -> list[LakeFile]:
+        self.check()
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        out = []
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                path = Path(dirpath) / name
+                key = path.relative_to(self.root).as_posix()
+                if start_after and key <= start_after:
+                    continue
+                st = path.stat()
+                out.append(LakeFile(key, st.st_size, f"{st.st_mtime_ns}-{st.st_size}"))
+        return out
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+
+class S3Lake(Lake):
+    def __init__(self, client, bucket: str, prefix: str) -> None:
+        self.client, self.bucket = client, bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self.list_calls = 0  # counted so the sensors' listing cost can be measured
+
+    def _errors(self, exc: Exception) -> LakeError:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        if isinstance(exc, NoCredentialsError):
+            return LakeError(
+                f"No AWS credentials to read {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(or AWS_PROFILE)."
+            )
+        if isinstance(exc, EndpointConnectionError):
+            return LakeError(
+                f"Cannot reach the S3 endpoint for {self.url}: check AWS_ENDPOINT_URL and the network."
+            )
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                return LakeError(f"The bucket of {self.url} does not exist: check SPARKIFY_LAKE_URL.")
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+                return LakeError(f"Access to {self.url} was denied ({code}): check the AWS credentials.")
+            return LakeError(f"S3 error on {self.url}: {code or exc}")
+        return LakeError(f"Cannot read {self.url}: {exc}")
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise self._errors(exc) from None
+
+    def _list(self, prefix: str, start_after: str | None = None) -> list[LakeFile]:
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                self.list_calls += 1
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) :]
+                    out.append(LakeFile(key, obj["Size"], obj["ETag"].strip('"')))
+        except Exception as exc:
+            raise self._errors(exc) from None
+        return out
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        except Exception as exc:
+            raise self._errors(exc) from None
+
+    def read_many(self, files: Iterable[LakeFile]) -> Iterator[tuple[LakeFile, bytes]]:
+        # Many tiny song objects: fetch them concurrently, yield them in order.
+        files = list(files)
+        with ThreadPoolExecutor(max_workers=S3_FETCH_THREADS) as pool:
+            yield from zip(files, pool.map(lambda f: self.read(f.key), files), strict=True)
+
+
+def sample_lake_path() -> Path:
+    """The Sparkify sample shipped inside the package: the default lake."""
+    return Path(str(resources.files("sparkify_assets").joinpath("data/sparkify_sample")))
+
+
+def open_lake(url: str, s3: S3Resource | None = None) -> Lake:
+    """Build the lake named by a URL; `s3` (dagster-aws) supplies the client for s3:// lakes."""
+    url = url.strip()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "s3":
+        if not parts.netloc:
+            raise LakeError(f"{url!r} names no bucket: use s3://bucket/prefix.")
+        # boto3 reads AWS_ENDPOINT_URL, AWS_REGION and the keys itself; S3Resource adds retries.
+        return S3Lake((s3 or S3Resource()).get_client(), parts.netloc, unquote(parts.path))
+    if scheme == "file":
+        return LocalLake(Path(unquote(parts.path)))
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return LocalLake(Path(url).expanduser())
+    raise LakeError(
+        f"Unknown lake URL scheme {scheme}://: SPARKIFY_LAKE_URL takes a folder, file://… or s3://bucket/prefix."
+    )
+
+
+class LakeResource(ConfigurableResource):
+    """Where the raw JSON lives: a local folder or s3://bucket/prefix (default: the shipped sample)."""
+
+    url: str = Field(
+        default="", description="A folder, file://… or s3://bucket/prefix; empty: the shipped sample"
+    )
+    s3: S3Resource = Field(default_factory=S3Resource, description="S3 client settings for an s3:// lake")
+
+    def open(self) -> Lake:
+        return open_lake(self.url or str(sample_lake_path()), self.s3)

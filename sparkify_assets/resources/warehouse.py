@@ -1,0 +1,289 @@
+"""The warehouse: one interface, one implementation per backend.
+
+`WarehouseResource` is what assets and checks receive; `open()` turns its URL into a backend.
+Every unit of work runs in one transaction on a connection opened for it and closed after it,
+so a failed run leaves the warehouse as it was, and nothing (the UI, a sensor) holds DuckDB's
+single-writer lock longer than a step needs it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sparkify_assets import dialect
+from sparkify_assets.tables import Table
+
+DEFAULT_DUCKDB_PATH = Path(".sparkify") / "sparkify.duckdb"
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem a person can act on; the message never holds a password."""
+
+
+class Session(ABC):
+    """One open transaction."""
+
+    dialect: str
+
+    @abstractmethod
+    def execute(self, sql: str) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str) -> list[tuple]: ...
+
+    @abstractmethod
+    def append(self, table: Table, rows: pa.Table) -> None:
+        """Bulk-load Arrow rows into `table` (columns in the table's declared order)."""
+
+    def sql(self, sql: str) -> None:
+        self.execute(dialect.render(sql, self.dialect))
+
+    def ensure(self, *tables: Table) -> None:
+        for table in tables:
+            self.execute(table.ddl(self.dialect))
+
+    def scalar(self, sql: str):
+        rows = self.query(dialect.render(sql, self.dialect))
+        return rows[0][0] if rows else None
+
+
+class Warehouse(ABC):
+    dialect: str
+
+    @abstractmethod
+    def transaction(self) -> Iterator[Session]: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the warehouse is, for logs and metadata: never the password."""
+
+    def query(self, sql: str) -> list[tuple]:
+        with self.transaction() as tx:
+            return tx.query(dialect.render(sql, self.dialect))
+
+    def table_exists(self, name: str) -> bool:
+        with self.transaction() as tx:
+            return bool(
+                tx.query(
+                    f"SELECT 1 FROM information_schema.tables WHERE table_name = '{dialect.identifier(name)}'"
+                )
+            )
+
+
+# --- DuckDB -------------------------------------------------------------------------------
+
+
+class _DuckDBSession(Session):
+    dialect = "duckdb"
+
+    def __init__(self, con) -> None:
+        self.con = con
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def query(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+    def append(self, table: Table, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        cols = ", ".join(table.column_names)
+        self.con.register("_sparkify_batch", rows)
+        try:
+            self.con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _sparkify_batch")
+        finally:
+            self.con.unregister("_sparkify_batch")
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return f"duckdb://{self.path.absolute()}"
+
+    def connect(self, read_only: bool = False):
+        import duckdb
+
+        if read_only and not self.path.exists():
+            raise WarehouseError(f"No DuckDB warehouse at {self.path} yet: run `sparkify run` first.")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" in msg.lower():
+                holder = re.search(r"PID (\d+)", msg)
+                who = f" (held by process {holder.group(1)})" if holder else ""
+                raise WarehouseError(
+                    f"The DuckDB warehouse {self.path} is locked by another process{who}; DuckDB allows "
+                    "one writer at a time: wait for that run to finish or stop it."
+                ) from None
+            raise WarehouseError(f"Cannot open the DuckDB warehouse {self.path}: {msg}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        con = self.connect()
+        try:
+            con.begin()
+            yield _DuckDBSession(con)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+
+
+# --- PostgreSQL (and Redshift, which speaks its protocol) --------------------------------
+
+
+class _PostgresSession(Session):
+    def __init__(self, con, dialect_name: str) -> None:
+        self.con = con
+        self.dialect = dialect_name
+
+    def execute(self, sql: str) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(sql)
+
+    def query(self, sql: str) -> list[tuple]:
+        with self.con.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+
+    def append(self, table: Table, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        # Arrow's CSV writer tells NULL (empty) from the empty string ("") as COPY CSV expects.
+        buf = io.BytesIO()
+        pa_csv.write_csv(rows.select(table.column_names), buf, pa_csv.WriteOptions(include_header=False))
+        buf.seek(0)
+        with self.con.cursor() as cur:
+            cur.copy_expert(
+                f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN WITH (FORMAT csv)", buf
+            )
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+
+    def __init__(
+        self, host: str, port: int, user: str, database: str, password: str | None, sslmode: str
+    ) -> None:
+        self.host, self.port, self.user, self.database = host, port, user, database
+        self._password = password
+        self.sslmode = sslmode
+
+    def describe(self) -> str:
+        scheme = "redshift" if self.dialect == "redshift" else "postgresql"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def connect(self):
+        import psycopg2
+
+        try:
+            return psycopg2.connect(
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                dbname=self.database,
+                password=self._password,
+                sslmode=self.sslmode,
+                connect_timeout=10,
+            )
+        except psycopg2.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self._password:
+                first = first.replace(self._password, "***")
+            raise WarehouseError(
+                f"Cannot connect to the warehouse {self.describe()}: {first}. Check the host, port, "
+                "user and SPARKIFY_WAREHOUSE_PASSWORD."
+            ) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        con = self.connect()
+        try:
+            yield _PostgresSession(con, self.dialect)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+
+
+class RedshiftWarehouse(PostgresWarehouse):
+    dialect = "redshift"
+
+
+# --- The resource -------------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redshift": 5439}
+
+
+def open_warehouse(url: str, password: str | None = None, sslmode: str | None = None) -> Warehouse:
+    """Build the backend named by a warehouse URL (DESIGN.md section 3).
+
+    `duckdb:///abs/path.duckdb` is absolute; `duckdb://rel/path.duckdb` is relative to the
+    working directory, like a bare `path.duckdb`.
+    """
+    url = url.strip()
+    if url.endswith(".duckdb") and "://" not in url:
+        return DuckDBWarehouse(Path(url))
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "duckdb":
+        path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        if not path:
+            raise WarehouseError(
+                "A duckdb:// warehouse URL needs a file path, e.g. duckdb:///tmp/sparkify.duckdb"
+            )
+        return DuckDBWarehouse(Path(unquote(path)))
+    if scheme in _DEFAULT_PORTS:
+        if not parts.hostname or not parts.username or not parts.path.strip("/"):
+            raise WarehouseError(
+                f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db"
+            )
+        cls = RedshiftWarehouse if scheme == "redshift" else PostgresWarehouse
+        return cls(
+            host=parts.hostname,
+            port=parts.port or _DEFAULT_PORTS[scheme],
+            user=unquote(parts.username),
+            database=parts.path.strip("/"),
+            password=password or (unquote(parts.password) if parts.password else None),
+            sslmode=sslmode or ("require" if scheme == "redshift" else "prefer"),
+        )
+    raise WarehouseError(
+        f"Unknown warehouse URL scheme {scheme + '://' if scheme else repr(url)}: SPARKIFY_WAREHOUSE_URL "
+        "takes duckdb:///path/file.duckdb, postgresql://user@host:port/db or redshift://user@host:5439/db."
+    )
+
+
+class WarehouseResource(ConfigurableResource):
+    """The star-schema warehouse: DuckDB (default), PostgreSQL or Redshift, chosen by URL."""
+
+    url: str = Field(
+        default=f"duckdb://{DEFAULT_DUCKDB_PATH}",
+        description="duckdb:///path/file.duckdb, postgresql://user@host:port/db or redshift://user@host:5439/db",
+    )
+    password: str | None = Field(default=None, description="Password for PostgreSQL or Redshift (use EnvVar)")
+    sslmode: str | None = Field(default=None, description="psycopg2 sslmode; defaults to require on Redshift")
+
+    def open(self) -> Warehouse:
+        return open_warehouse(self.url, self.password, self.sslmode)
