@@ -32,43 +32,26 @@ def print_counts(warehouse) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from datetime import date
+
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from sparkify_assets.definitions import defs
+    from sparkify_assets.runner import failures, lake_range, run_load
 
-    resources = defs.resources
-    lake = resources["lake"].open()
-    days = lake.days()
-    if not days:
-        lake.check()
-        print(f"error: the lake {lake.url} holds no log files under log_data/", file=sys.stderr)
-        return 1
-    first, last = args.start or days[0].isoformat(), args.end or days[-1].isoformat()
-    print(f"lake: {lake.url} ({len(days)} days of logs, {first} to {last})")
-    job = defs.resolve_job_def("load_warehouse")
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = job.execute_in_process(instance=instance, tags=tags, run_config=quiet, raise_on_error=False)
-    warehouse = resources["warehouse"].open()
+    lake_first, lake_last = lake_range(defs)
+    first = date.fromisoformat(args.start) if args.start else lake_first
+    last = date.fromisoformat(args.end) if args.end else lake_last
+    print(
+        f"lake: {defs.resources['lake'].open().url} (logs from {lake_first} to {lake_last}); loading {first} to {last}"
+    )
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    result = run_load(defs, first, last, instance)
+    for line in failures(result):
+        print(line, file=sys.stderr)
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                error = event.step_failure_data.error
-                print(
-                    f"error in {event.step_key}: {error.message.strip() if error else 'step failed'}",
-                    file=sys.stderr,
-                )
-        for event in result.all_events:
-            if (
-                event.event_type_value == "ASSET_CHECK_EVALUATION"
-                and not event.event_specific_data.evaluation.passed
-            ):
-                ev = event.event_specific_data.evaluation
-                print(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}", file=sys.stderr)
         return 1
-    print_counts(warehouse)
+    print_counts(defs.resources["warehouse"].open())
     return 0
 
 

@@ -8,20 +8,28 @@ from sparkify_assets import config
 from sparkify_assets.assets.staging import staging_events, staging_songs
 from sparkify_assets.assets.star import artists, songplays, songs, time, users
 from sparkify_assets.checks import build_checks
+from sparkify_assets.resources.lake import LakeResource
+from sparkify_assets.resources.warehouse import WarehouseResource
 
-ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
+CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
+LOAD_JOB = "load_warehouse"
 
-load_warehouse = define_asset_job(
-    "load_warehouse",
-    selection=AssetSelection.assets(*ASSETS),
-    description="Stage the lake and build the star schema (every asset, with its checks).",
-)
 
-defs = Definitions(
-    assets=ASSETS,
-    asset_checks=build_checks(),
-    jobs=[load_warehouse],
-    resources={"warehouse": config.warehouse_resource(), "lake": config.lake_resource()},
-    # DuckDB allows one writer: steps run one after another in the run's process.
-    executor=in_process_executor,
-)
+def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
+    """Definitions for one warehouse and lake; `defs` below reads them from the environment."""
+    load_warehouse = define_asset_job(
+        LOAD_JOB,
+        selection=AssetSelection.assets(*CORE_ASSETS),
+        description="Stage the lake and build the star schema (every asset, with its checks).",
+    )
+    return Definitions(
+        assets=CORE_ASSETS,
+        asset_checks=build_checks(),
+        jobs=[load_warehouse],
+        resources={"warehouse": warehouse, "lake": lake},
+        # DuckDB allows one writer: steps run one after another in the run's process.
+        executor=in_process_executor,
+    )
+
+
+defs = build_defs(config.warehouse_resource(), config.lake_resource())

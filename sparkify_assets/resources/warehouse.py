@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -261,6 +261,7 @@ def open_warehouse(url: str, password: str | None = None, sslmode: str | None = 
                 f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db"
             )
         cls = RedshiftWarehouse if scheme == "redshift" else PostgresWarehouse
+        sslmode = sslmode or parse_qs(parts.query).get("sslmode", [None])[0]
         return cls(
             host=parts.hostname,
             port=parts.port or _DEFAULT_PORTS[scheme],

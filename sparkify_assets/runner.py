@@ -1,0 +1,60 @@
+"""Run the whole load in one Dagster run: every asset, every day of the lake (or a range)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from sparkify_assets.definitions import LOAD_JOB
+from sparkify_assets.resources.lake import LakeError
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def lake_range(defs: Definitions) -> tuple[date, date]:
+    """First and last day that have a log file in the lake."""
+    lake = defs.resources["lake"].open()
+    days = lake.days()
+    if not days:
+        lake.check()
+        raise LakeError(f"The lake {lake.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json).")
+    return days[0], days[-1]
+
+
+def run_load(
+    defs: Definitions,
+    first: date | None = None,
+    last: date | None = None,
+    instance: DagsterInstance | None = None,
+    quiet: bool = True,
+) -> ExecuteInProcessResult:
+    """Materialize the load job over the partition range first..last (default: the lake's days)."""
+    if first is None or last is None:
+        lake_first, lake_last = lake_range(defs)
+        first, last = first or lake_first, last or lake_last
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+    return defs.resolve_job_def(LOAD_JOB).execute_in_process(
+        instance=instance or DagsterInstance.ephemeral(),
+        tags=tags,
+        run_config=QUIET if quiet else None,
+        raise_on_error=False,
+    )
+
+
+def failures(result: ExecuteInProcessResult) -> list[str]:
+    """One line per failed step or failed check of a run."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            lines.append(f"error in {event.step_key}: {error.message.strip() if error else 'step failed'}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            if not ev.passed:
+                lines.append(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}")
+    return lines

@@ -1,0 +1,59 @@
+"""Small helpers shared by the tests: run the pipeline on a given warehouse and lake, read tables."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import Definitions, ExecuteInProcessResult
+
+from sparkify_assets.definitions import build_defs
+from sparkify_assets.resources.lake import LakeResource
+from sparkify_assets.resources.warehouse import WarehouseResource, open_warehouse
+from sparkify_assets.runner import failures, run_load
+from sparkify_assets.tables import TABLES
+
+
+def make_defs(warehouse_url: str, lake_url: str = "", password: str | None = None) -> Definitions:
+    return build_defs(WarehouseResource(url=warehouse_url, password=password), LakeResource(url=lake_url))
+
+
+def load(
+    warehouse_url: str,
+    lake_url: str = "",
+    first: date | None = None,
+    last: date | None = None,
+    expect_success: bool = True,
+) -> ExecuteInProcessResult:
+    result = run_load(make_defs(warehouse_url, lake_url), first, last)
+    if expect_success:
+        assert result.success, failures(result)
+    return result
+
+
+def rows(warehouse_url: str, table: str, columns: list[str] | None = None) -> list[tuple]:
+    """All rows of a table's contract columns, sorted, with floats and times normalized."""
+    cols = columns or TABLES[table].contract_columns
+    got = open_warehouse(warehouse_url).query(f"SELECT {', '.join(cols)} FROM {table}")
+    return sorted((tuple(_norm(v) for v in row) for row in got), key=repr)
+
+
+def _norm(value):
+    if isinstance(value, float):
+        return round(value, 9)
+    if hasattr(value, "quantize"):  # Decimal from PostgreSQL
+        return round(float(value), 9)
+    return value
+
+
+def count(warehouse_url: str, table: str, where: str = "TRUE") -> int:
+    return open_warehouse(warehouse_url).query(f"SELECT COUNT(*) FROM {table} WHERE {where}")[0][0]
+
+
+def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
+    """{'asset:check_name': passed} for every check evaluated in a run."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            out[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+    return out
