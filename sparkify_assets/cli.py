@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = sub.add_parser("tables", help="print the row count of each table")
     tables.set_defaults(func=cmd_tables)
+
+    # Each of these modules owns its subcommand.
+    from sparkify_assets import generate, query
+    from sparkify_assets.infra import cli as infra_cli
+
+    for module in (query, generate, infra_cli):
+        module.register(sub)
     return parser
 
 

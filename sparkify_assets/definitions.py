@@ -5,11 +5,14 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from sparkify_assets import config
+from sparkify_assets.assets.analytics import ANALYTICS_ASSETS, ANALYTICS_CHECKS
 from sparkify_assets.assets.staging import staging_events, staging_songs
 from sparkify_assets.assets.star import artists, songplays, songs, time, users
 from sparkify_assets.checks import build_checks
+from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets.sensors import SENSORS
 
 CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
 LOAD_JOB = "load_warehouse"
@@ -23,10 +26,11 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
         description="Stage the lake and build the star schema (every asset, with its checks).",
     )
     return Definitions(
-        assets=CORE_ASSETS,
-        asset_checks=build_checks(),
-        jobs=[load_warehouse],
-        resources={"warehouse": warehouse, "lake": lake},
+        assets=[*CORE_ASSETS, *ANALYTICS_ASSETS],
+        asset_checks=[*build_checks(), *ANALYTICS_CHECKS],
+        jobs=[load_warehouse, *INFRA_JOBS],
+        sensors=SENSORS,
+        resources={"warehouse": warehouse, "lake": lake, **INFRA_RESOURCES},
         # DuckDB allows one writer: steps run one after another in the run's process.
         executor=in_process_executor,
     )

@@ -1,0 +1,1 @@
+"""Infrastructure as code: the IAM role and the Redshift cluster."""
