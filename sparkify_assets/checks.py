@@ -44,37 +44,92 @@ def _run_filter(context: AssetCheckExecutionContext, table: Table, alias: str = 
     return "TRUE"
 
 
-def _result(
-    passed: bool, count: int, sample_cols: list[str], sample: list[tuple], **meta
-) -> AssetCheckResult:
+# --- The SQL of each check: a SELECT of the failing rows (empty when the check passes) ---------
+
+
+def unique_sql(table: Table) -> str:
+    key = ", ".join(table.primary_key)
+    return f"SELECT {key}, COUNT(*) AS n FROM {table.name} GROUP BY {key} HAVING COUNT(*) > 1"
+
+
+def not_null_sql(table: Table) -> str:
+    cond = " OR ".join(f"{c} IS NULL" for c in table.primary_key)
+    return f"SELECT {', '.join(table.primary_key)} FROM {table.name} WHERE {cond}"
+
+
+def relationship_sql(table: Table, ref: Reference, where: str = "TRUE") -> str:
+    return (
+        f"SELECT DISTINCT c.{ref.column} FROM {table.name} c "
+        f"LEFT JOIN {ref.table} r ON c.{ref.column} = r.{ref.to_column} "
+        f"WHERE c.{ref.column} IS NOT NULL AND r.{ref.to_column} IS NULL AND {where}"
+    )
+
+
+def reconcile_records_sql(table: Table, where: str = "TRUE") -> str:
+    """Per file: records the loader read, rows staged and rejected; failing where they differ."""
+    return f"""SELECT * FROM (
+    SELECT f.source_key, f.records_read, COALESCE(s.n, 0) AS staged, COALESCE(r.n, 0) AS rejected
+    FROM {STAGING_FILES.name} f
+    LEFT JOIN (SELECT source_key, COUNT(*) AS n FROM {table.name} GROUP BY source_key) s
+        ON s.source_key = f.source_key
+    LEFT JOIN (
+        SELECT source_key, COUNT(*) AS n FROM {STAGING_REJECTS.name}
+        WHERE target_table = '{table.name}' GROUP BY source_key
+    ) r ON r.source_key = f.source_key
+    WHERE f.target_table = '{table.name}' AND {where}
+) files WHERE records_read <> staged + rejected"""
+
+
+def reconcile_nextsong_sql(where: str = "TRUE") -> str:
+    """Per day: NextSong events staged and songplays built; failing where they differ."""
+    return f"""SELECT * FROM (
+    SELECT COALESCE(e.source_date, p.source_date) AS day, COALESCE(e.n, 0) AS events, COALESCE(p.n, 0) AS plays
+    FROM (SELECT source_date, COUNT(*) AS n FROM {STAGING_EVENTS.name}
+          WHERE page = 'NextSong' AND {where} GROUP BY source_date) e
+    FULL OUTER JOIN (SELECT source_date, COUNT(*) AS n FROM {SONGPLAYS.name}
+          WHERE {where} GROUP BY source_date) p
+        ON e.source_date = p.source_date
+) days WHERE events <> plays"""
+
+
+def all_check_sql() -> list[str]:
+    """Every check's SQL, for the dialect tests."""
+    sqls = [reconcile_nextsong_sql(), *(reconcile_records_sql(t) for t in (STAGING_EVENTS, STAGING_SONGS))]
+    for table in STAR_TABLES:
+        sqls += [unique_sql(table), not_null_sql(table)]
+        sqls += [relationship_sql(table, ref) for ref in table.references]
+    return sqls
+
+
+# --- The checks --------------------------------------------------------------------------
+
+
+def _failing(warehouse: WarehouseResource, sql: str, **meta) -> AssetCheckResult:
+    """Run a failing-rows query: the check passes when it returns none."""
+    with warehouse.open().transaction() as tx:
+        count = tx.scalar(f"SELECT COUNT(*) FROM ({sql}) failing")
+        sample = tx.query(f"SELECT * FROM ({sql}) failing LIMIT {SAMPLE}") if count else []
+        columns = tx.columns() if count else []
     metadata = {"failing_rows": count, **meta}
     if sample:
-        metadata["failing_sample"] = MetadataValue.md(markdown_table(sample_cols, sample))
-    return AssetCheckResult(passed=passed, metadata=metadata, severity=AssetCheckSeverity.ERROR)
+        metadata["failing_sample"] = MetadataValue.md(markdown_table(columns, sample))
+    return AssetCheckResult(passed=count == 0, metadata=metadata, severity=AssetCheckSeverity.ERROR)
 
 
 def unique_check(table: Table) -> AssetChecksDefinition:
-    key = ", ".join(table.primary_key)
-
     @asset_check(
         asset=table.name,
         name=f"unique_{'_'.join(table.primary_key)}",
-        description=f"{key} is unique in {table.name}",
+        description=f"{', '.join(table.primary_key)} is unique in {table.name}",
         blocking=True,
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        sql = f"SELECT {key}, COUNT(*) AS n FROM {table.name} GROUP BY {key} HAVING COUNT(*) > 1"
-        with warehouse.open().transaction() as tx:
-            count = tx.scalar(f"SELECT COUNT(*) FROM ({sql}) d")
-            sample = tx.query(f"{sql} ORDER BY n DESC LIMIT {SAMPLE}") if count else []
-        return _result(count == 0, count, [*table.primary_key, "n"], sample)
+        return _failing(warehouse, unique_sql(table))
 
     return _check
 
 
 def not_null_check(table: Table) -> AssetChecksDefinition:
-    cond = " OR ".join(f"{c} IS NULL" for c in table.primary_key)
-
     @asset_check(
         asset=table.name,
         name=f"not_null_{'_'.join(table.primary_key)}",
@@ -82,9 +137,7 @@ def not_null_check(table: Table) -> AssetChecksDefinition:
         blocking=True,
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.open().transaction() as tx:
-            count = tx.scalar(f"SELECT COUNT(*) FROM {table.name} WHERE {cond}")
-        return _result(count == 0, count, [], [])
+        return _failing(warehouse, not_null_sql(table))
 
     return _check
 
@@ -107,14 +160,7 @@ def relationship_check(table: Table, ref: Reference) -> AssetChecksDefinition:
         additional_deps=[ref.table],
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        orphans = (
-            f"FROM {table.name} c LEFT JOIN {ref.table} r ON c.{ref.column} = r.{ref.to_column} "
-            f"WHERE c.{ref.column} IS NOT NULL AND r.{ref.to_column} IS NULL AND {_run_filter(context, table, 'c.')}"
-        )
-        with warehouse.open().transaction() as tx:
-            count = tx.scalar(f"SELECT COUNT(*) {orphans}")
-            sample = tx.query(f"SELECT DISTINCT c.{ref.column} {orphans} LIMIT {SAMPLE}") if count else []
-        return _result(count == 0, count, [ref.column], sample)
+        return _failing(warehouse, relationship_sql(table, ref, _run_filter(context, table, "c.")))
 
     return _check
 
@@ -130,32 +176,17 @@ def reconcile_records_check(table: Table) -> AssetChecksDefinition:
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         where = _run_filter(context, table, "f.")
-        sql = f"""
-            SELECT f.source_key, f.records_read, COALESCE(s.n, 0) AS staged, COALESCE(r.n, 0) AS rejected
-            FROM {STAGING_FILES.name} f
-            LEFT JOIN (SELECT source_key, COUNT(*) AS n FROM {table.name} GROUP BY source_key) s
-                ON s.source_key = f.source_key
-            LEFT JOIN (
-                SELECT source_key, COUNT(*) AS n FROM {STAGING_REJECTS.name}
-                WHERE target_table = '{table.name}' GROUP BY source_key
-            ) r ON r.source_key = f.source_key
-            WHERE f.target_table = '{table.name}' AND {where}
-        """
         with warehouse.open().transaction() as tx:
-            totals = tx.query(
-                f"SELECT COUNT(*), SUM(records_read), SUM(staged), SUM(rejected) FROM ({sql}) t"
+            files, read, rejected = tx.query(
+                f"SELECT COUNT(*), SUM(records_read), SUM(rows_rejected) FROM {STAGING_FILES.name} f "
+                f"WHERE target_table = '{table.name}' AND {where}"
             )[0]
-            bad = tx.query(f"SELECT * FROM ({sql}) t WHERE records_read <> staged + rejected LIMIT {SAMPLE}")
-        files, read, staged, rejected = (int(v or 0) for v in totals)
-        return _result(
-            not bad,
-            len(bad),
-            ["source_key", "records_read", "staged", "rejected"],
-            bad,
-            files=files,
-            records_read=read,
-            rows_staged=staged,
-            rows_rejected=rejected,
+        return _failing(
+            warehouse,
+            reconcile_records_sql(table, where),
+            files=int(files or 0),
+            records_read=int(read or 0),
+            rows_rejected=int(rejected or 0),
         )
 
     return _check
@@ -170,25 +201,7 @@ def reconcile_records_check(table: Table) -> AssetChecksDefinition:
 def reconcile_nextsong_events(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
-    sql = f"""
-        SELECT COALESCE(e.source_date, p.source_date) AS day, COALESCE(e.n, 0) AS events, COALESCE(p.n, 0) AS plays
-        FROM (SELECT source_date, COUNT(*) AS n FROM {STAGING_EVENTS.name}
-              WHERE page = 'NextSong' AND {_run_filter(context, STAGING_EVENTS)} GROUP BY source_date) e
-        FULL OUTER JOIN (SELECT source_date, COUNT(*) AS n FROM {SONGPLAYS.name}
-              WHERE {_run_filter(context, SONGPLAYS)} GROUP BY source_date) p
-            ON e.source_date = p.source_date
-    """
-    with warehouse.open().transaction() as tx:
-        days = tx.query(f"SELECT * FROM ({sql}) t ORDER BY day")
-    bad = [d for d in days if d[1] != d[2]]
-    return _result(
-        not bad,
-        len(bad),
-        ["day", "nextsong_events", "songplays"],
-        bad[:SAMPLE],
-        days=len(days),
-        plays=sum(d[2] for d in days),
-    )
+    return _failing(warehouse, reconcile_nextsong_sql(_run_filter(context, SONGPLAYS)))
 
 
 def build_checks() -> list[AssetChecksDefinition]:

@@ -15,6 +15,8 @@ from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import DEFAULT_DUCKDB_PATH, WarehouseResource
 
 WAREHOUSE_URL = "SPARKIFY_WAREHOUSE_URL"
+REDSHIFT_IAM_ROLE = "SPARKIFY_REDSHIFT_IAM_ROLE"
+LOG_JSONPATH = "SPARKIFY_LOG_JSONPATH"
 WAREHOUSE_PASSWORD = "SPARKIFY_WAREHOUSE_PASSWORD"
 LAKE_URL = "SPARKIFY_LAKE_URL"
 
@@ -27,6 +29,8 @@ def warehouse_resource() -> WarehouseResource:
     return WarehouseResource(
         url=_env_or(WAREHOUSE_URL, f"duckdb://{DEFAULT_DUCKDB_PATH}"),
         password=_env_or(WAREHOUSE_PASSWORD, None),
+        iam_role=_env_or(REDSHIFT_IAM_ROLE, None),
+        log_jsonpath=_env_or(LOG_JSONPATH, None),
     )
 
 

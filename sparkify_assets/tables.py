@@ -78,7 +78,7 @@ class Table:
                 return c
         raise KeyError(f"{self.name} has no column {name}")
 
-    def ddl(self, dialect: str) -> str:
+    def ddl(self, dialect: str, temporary: bool = False) -> str:
         """CREATE TABLE IF NOT EXISTS for one backend.
 
         Keys are not declared as constraints: Redshift does not enforce them, and the asset
@@ -87,7 +87,7 @@ class Table:
         cols = ",\n".join(
             f"    {c.name} {TYPES[c.type][dialect]}{' NOT NULL' if c.not_null else ''}" for c in self.columns
         )
-        ddl = f"CREATE TABLE IF NOT EXISTS {self.name} (\n{cols}\n)"
+        ddl = f"CREATE {'TEMP ' if temporary else ''}TABLE IF NOT EXISTS {self.name} (\n{cols}\n)"
         if dialect == "redshift":
             ddl += f"\nDISTSTYLE {self.diststyle}"
             if self.diststyle == "KEY":
@@ -130,7 +130,11 @@ STAGING_EVENTS = Table(
         _c("user_agent", "text", "User's browser user agent"),
         _c("user_id", "text", "User identifier; NULL for logged-out visitors"),
         _c("source_key", "text", "Lake key of the log file the event came from", not_null=True),
-        _c("source_line", "integer", "Line number of the event in its file (1-based)", not_null=True),
+        _c(
+            "source_line",
+            "integer",
+            "Line number of the event in its file (1-based); NULL on Redshift, whose COPY does not report it",
+        ),
         _c("source_date", "date", "Date of the log file (the daily partition)", not_null=True),
     ),
     partition_column="source_date",
@@ -154,8 +158,13 @@ STAGING_SONGS = Table(
         _c("title", "text", "Song title"),
         _c("duration", "double", "Song duration in seconds"),
         _c("year", "integer", "Release year; 0 when unknown"),
-        _c("source_key", "text", "Lake key of the song file", not_null=True),
-        _c("source_line", "integer", "Line where the object starts in its file (1-based)", not_null=True),
+        _c(
+            "source_key",
+            "text",
+            "Lake key of the song file (on Redshift, the song_data/ prefix one COPY read)",
+            not_null=True,
+        ),
+        _c("source_line", "integer", "Line where the object starts in its file (1-based); NULL on Redshift"),
     ),
     lineage_columns=("source_key", "source_line"),
     layout_reason="EVEN: loaded by COPY and scanned whole by the songs and artists transforms.",

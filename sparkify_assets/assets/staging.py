@@ -6,11 +6,12 @@ Records that cannot be staged go to `staging_rejects` with their reason, and eve
 to `staging_files`, which the reconciliation checks compare with what was actually staged.
 """
 
+import os
 from collections.abc import Iterable, Iterator
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from sparkify_assets import config
+from sparkify_assets import config, redshift
 from sparkify_assets.metadata import definition_metadata, markdown_table, materialization_metadata
 from sparkify_assets.parsing import parse_files
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
@@ -61,6 +62,21 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     return totals
 
 
+def _copy_settings(warehouse: WarehouseResource, lake: Lake) -> redshift.CopySettings:
+    """Redshift reads S3 itself: it needs the role, the region and the logs' JSONPaths file."""
+    region = (
+        warehouse.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-west-2"
+    )
+    return redshift.CopySettings(
+        iam_role=warehouse.iam_role or "",
+        region=region,
+        jsonpaths_url=redshift.ensure_jsonpaths(lake, warehouse.log_jsonpath),
+    )
+
+
 def _load_metadata(tx: Session, table: Table, totals: dict[str, int], where: str) -> dict:
     meta = materialization_metadata(tx, table, totals["rows_staged"], where)
     meta.update({k: v for k, v in totals.items() if k != "rows_staged"})
@@ -100,7 +116,10 @@ def staging_events(
         tx.execute(f"DELETE FROM {STAGING_EVENTS.name} WHERE {where}")
         for t in (STAGING_REJECTS, STAGING_FILES):
             tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{STAGING_EVENTS.name}' AND {where}")
-        totals = stage_files(tx, lk, STAGING_EVENTS, files)
+        if wh.dialect == "redshift":
+            totals = redshift.copy_events(tx, lk, files, _copy_settings(warehouse, lk))
+        else:
+            totals = stage_files(tx, lk, STAGING_EVENTS, files)
         meta = _load_metadata(tx, STAGING_EVENTS, totals, where)
     context.log.info(
         f"Staged {totals['rows_staged']} events, rejected {totals['rows_rejected']}, from {totals['files']} files"
@@ -132,7 +151,10 @@ def staging_songs(
         tx.execute(f"DELETE FROM {STAGING_SONGS.name}")
         for t in (STAGING_REJECTS, STAGING_FILES):
             tx.execute(f"DELETE FROM {t.name} WHERE {where}")
-        totals = stage_files(tx, lk, STAGING_SONGS, files)
+        if wh.dialect == "redshift":
+            totals = redshift.copy_songs(tx, lk, files, _copy_settings(warehouse, lk))
+        else:
+            totals = stage_files(tx, lk, STAGING_SONGS, files)
         meta = _load_metadata(tx, STAGING_SONGS, totals, "TRUE")
     context.log.info(f"Staged {totals['rows_staged']} songs, rejected {totals['rows_rejected']}")
     return MaterializeResult(metadata=meta)

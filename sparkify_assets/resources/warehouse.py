@@ -43,8 +43,16 @@ class Session(ABC):
     def query(self, sql: str) -> list[tuple]: ...
 
     @abstractmethod
+    def columns(self) -> list[str]:
+        """Column names of the last query."""
+
+    @abstractmethod
     def append(self, table: Table, rows: pa.Table) -> None:
         """Bulk-load Arrow rows into `table` (columns in the table's declared order)."""
+
+    def after_error(self, sql: str) -> list[tuple] | None:
+        """Roll back the failed transaction, then run a diagnostic query; None if that fails too."""
+        return None
 
     def sql(self, sql: str) -> None:
         self.execute(dialect.render(sql, self.dialect))
@@ -95,6 +103,9 @@ class _DuckDBSession(Session):
 
     def query(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
+
+    def columns(self) -> list[str]:
+        return [d[0] for d in self.con.description or []]
 
     def append(self, table: Table, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -156,6 +167,7 @@ class _PostgresSession(Session):
     def __init__(self, con, dialect_name: str) -> None:
         self.con = con
         self.dialect = dialect_name
+        self._columns: list[str] = []
 
     def execute(self, sql: str) -> None:
         with self.con.cursor() as cur:
@@ -164,7 +176,19 @@ class _PostgresSession(Session):
     def query(self, sql: str) -> list[tuple]:
         with self.con.cursor() as cur:
             cur.execute(sql)
+            self._columns = [d[0] for d in cur.description or []]
             return cur.fetchall()
+
+    def columns(self) -> list[str]:
+        return self._columns
+
+    def after_error(self, sql: str) -> list[tuple] | None:
+        self.con.rollback()
+        try:
+            return self.query(sql)
+        except Exception:
+            self.con.rollback()
+            return None
 
     def append(self, table: Table, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -285,6 +309,11 @@ class WarehouseResource(ConfigurableResource):
     )
     password: str | None = Field(default=None, description="Password for PostgreSQL or Redshift (use EnvVar)")
     sslmode: str | None = Field(default=None, description="psycopg2 sslmode; defaults to require on Redshift")
+    iam_role: str | None = Field(default=None, description="Redshift: IAM role ARN that COPY uses to read S3")
+    region: str | None = Field(default=None, description="Redshift: the S3 lake's region for COPY")
+    log_jsonpath: str | None = Field(
+        default=None, description="Redshift: s3:// URL of the logs' JSONPaths file; default: next to the data"
+    )
 
     def open(self) -> Warehouse:
         return open_warehouse(self.url, self.password, self.sslmode)

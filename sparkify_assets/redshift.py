@@ -1,0 +1,202 @@
+"""Staging on Redshift: the cluster reads S3 itself with COPY, in parallel.
+
+Logs are copied one daily file at a time (with the JSONPaths file, in the load table's column
+order) into a temporary load table, then inserted into `staging_events` with their lineage: one
+COPY per file is what lets every row carry its source key and date. Songs are copied in one COPY
+of the whole `song_data/` prefix with `JSON 'auto'`, since a catalog is many thousands of tiny
+objects and one COPY spreads them over the slices.
+
+Redshift's COPY does not report a row's line number, so `source_line` is NULL there. `TIMEFORMAT
+'epochmillisecs'` is not used: `ts` is staged as BIGINT epoch milliseconds (the data contract), so
+no column is a timestamp at COPY time; songplays converts it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from sparkify_assets.parsing import _camel
+from sparkify_assets.resources.lake import LakeFile, S3Lake
+from sparkify_assets.resources.warehouse import Session, WarehouseError
+from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_SONGS, Table
+
+LOAD_ERROR_ROWS = 5
+
+
+def load_table(table: Table) -> Table:
+    """The COPY target for a staging table: its JSON columns only, in JSONPaths order."""
+    return replace(
+        table,
+        name=f"{table.name}_load",
+        columns=tuple(c for c in table.columns if c.name not in table.lineage_columns),
+        lineage_columns=(),
+        primary_key=(),
+        partition_column=None,
+    )
+
+
+EVENTS_LOAD = load_table(STAGING_EVENTS)
+SONGS_LOAD = load_table(STAGING_SONGS)
+
+
+def jsonpaths() -> dict:
+    """The JSONPaths document for the logs, derived from the load table's columns (camelCase keys)."""
+    return {"jsonpaths": [f"$['{_camel(c.name)}']" for c in EVENTS_LOAD.columns]}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    iam_role: str
+    region: str
+    jsonpaths_url: str
+
+    def __post_init__(self) -> None:
+        if not self.iam_role.startswith("arn:aws:iam::"):
+            raise WarehouseError(
+                "Redshift COPY needs an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): set "
+                "SPARKIFY_REDSHIFT_IAM_ROLE or run `sparkify infra up`."
+            )
+
+
+def temp_load_ddl(load: Table) -> str:
+    return load.ddl("redshift", temporary=True)
+
+
+def copy_sql(load: Table, source: str, settings: CopySettings, json_option: str) -> str:
+    """A COPY of S3 JSON into a load table."""
+    return (
+        f"COPY {load.name} ({', '.join(load.column_names)})\n"
+        f"FROM {_quote(source)}\n"
+        f"IAM_ROLE {_quote(settings.iam_role)}\n"
+        f"FORMAT AS JSON {_quote(json_option)}\n"
+        f"REGION {_quote(settings.region)}\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+
+
+def insert_events_sql(key: str, day: str) -> str:
+    cols = [c for c in STAGING_EVENTS.column_names if c not in STAGING_EVENTS.lineage_columns]
+    select = ", ".join("NULLIF(user_id, '')" if c == "user_id" else c for c in cols)
+    return (
+        f"INSERT INTO {STAGING_EVENTS.name} ({', '.join(cols)}, source_key, source_line, source_date)\n"
+        f"SELECT {select}, {_quote(key)}, NULL, DATE {_quote(day)} FROM {EVENTS_LOAD.name}"
+    )
+
+
+def insert_songs_sql(prefix_key: str) -> str:
+    cols = SONGS_LOAD.column_names
+    return (
+        f"INSERT INTO {STAGING_SONGS.name} ({', '.join(cols)}, source_key, source_line)\n"
+        f"SELECT {', '.join(cols)}, {_quote(prefix_key)}, NULL FROM {SONGS_LOAD.name}"
+    )
+
+
+LINES_SCANNED_SQL = (
+    "SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits WHERE query = pg_last_copy_id()"
+)
+LOAD_ERRORS_SQL = (
+    "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason) FROM stl_load_errors "
+    f"WHERE session = pg_backend_pid() ORDER BY starttime DESC LIMIT {LOAD_ERROR_ROWS}"
+)
+
+
+def describe_load_errors(rows: list[tuple]) -> str:
+    """One readable sentence from stl_load_errors rows (file, line, column, reason)."""
+    if not rows:
+        return "Redshift COPY failed and stl_load_errors has no rows for this session."
+    parts = [f"{f} line {line}, column {col}: {reason}" for f, line, col, reason in rows]
+    return f"Redshift COPY rejected the data ({len(rows)} first errors): " + "; ".join(parts)
+
+
+def _s3_url(lake: S3Lake, key: str) -> str:
+    return f"s3://{lake.bucket}/{lake.prefix}{key}"
+
+
+def _require_s3(lake) -> S3Lake:
+    if not isinstance(lake, S3Lake):
+        raise WarehouseError(
+            "Redshift loads the lake with COPY from S3: set SPARKIFY_LAKE_URL to s3://bucket/prefix."
+        )
+    return lake
+
+
+def _copy(tx: Session, sql: str) -> None:
+    try:
+        tx.execute(sql)
+    except WarehouseError:
+        raise
+    except Exception as exc:
+        details = tx.after_error(LOAD_ERRORS_SQL)
+        raise WarehouseError(
+            describe_load_errors(details) if details is not None else f"COPY failed: {exc}"
+        ) from None
+
+
+def copy_events(tx: Session, lake, files: list[LakeFile], settings: CopySettings) -> dict[str, int]:
+    """COPY each daily log file, then insert it with its lineage; returns load totals."""
+    lake = _require_s3(lake)
+    totals = {"files": 0, "records_read": 0, "rows_staged": 0, "rows_rejected": 0}
+    tx.execute(temp_load_ddl(EVENTS_LOAD))
+    for f in files:
+        _copy(tx, copy_sql(EVENTS_LOAD, _s3_url(lake, f.key), settings, settings.jsonpaths_url))
+        read = int(tx.query(LINES_SCANNED_SQL)[0][0])
+        staged = int(tx.query(f"SELECT COUNT(*) FROM {EVENTS_LOAD.name}")[0][0])
+        tx.execute(insert_events_sql(f.key, f.day.isoformat()))
+        tx.execute(f"DELETE FROM {EVENTS_LOAD.name}")
+        tx.execute(_files_row(STAGING_EVENTS, f.key, f.day.isoformat(), f.version, f.size, read, staged))
+        totals["files"] += 1
+        totals["records_read"] += read
+        totals["rows_staged"] += staged
+    return totals
+
+
+def copy_songs(tx: Session, lake, files: list[LakeFile], settings: CopySettings) -> dict[str, int]:
+    """One COPY of the whole song_data/ prefix."""
+    lake = _require_s3(lake)
+    tx.execute(temp_load_ddl(SONGS_LOAD))
+    _copy(tx, copy_sql(SONGS_LOAD, _s3_url(lake, "song_data/"), settings, "auto"))
+    read = int(tx.query(LINES_SCANNED_SQL)[0][0])
+    staged = int(tx.query(f"SELECT COUNT(*) FROM {SONGS_LOAD.name}")[0][0])
+    tx.execute(insert_songs_sql("song_data/"))
+    size = sum(f.size for f in files)
+    tx.execute(_files_row(STAGING_SONGS, "song_data/", None, f"{len(files)} objects", size, read, staged))
+    return {"files": len(files), "records_read": read, "rows_staged": staged, "rows_rejected": 0}
+
+
+def _files_row(
+    table: Table, key: str, day: str | None, version: str, size: int, read: int, staged: int
+) -> str:
+    values = [
+        _quote(table.name),
+        _quote(key),
+        f"DATE {_quote(day)}" if day else "NULL",
+        _quote(version),
+        str(int(size)),
+        str(int(read)),
+        str(int(staged)),
+        "0",
+    ]
+    return f"INSERT INTO {STAGING_FILES.name} ({', '.join(STAGING_FILES.column_names)}) VALUES ({', '.join(values)})"
+
+
+def jsonpaths_document() -> str:
+    return json.dumps(jsonpaths(), indent=4)
+
+
+def ensure_jsonpaths(lake, configured: str | None) -> str:
+    """The JSONPaths file's S3 URL: the configured one, or log_json_path.json next to the data,
+    uploaded there (derived from the table declaration) when missing."""
+    if configured:
+        return configured
+    lake = _require_s3(lake)
+    key = f"{lake.prefix}log_json_path.json"
+    try:
+        lake.client.head_object(Bucket=lake.bucket, Key=key)
+    except Exception:
+        lake.client.put_object(Bucket=lake.bucket, Key=key, Body=jsonpaths_document().encode())
+    return f"s3://{lake.bucket}/{key}"
