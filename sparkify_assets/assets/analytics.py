@@ -1,4 +1,400 @@
-"""Analytics assets: the analytics team's questions answered as warehouse tables."""
+"""Analytics assets: the analytics team's questions answered as warehouse tables.
 
-ANALYTICS_ASSETS: list = []
-ANALYTICS_CHECKS: list = []
+Each answer is a small table declared here (so its DDL and column schema come from the same
+`Table` declaration as the core tables) and filled by `sql/<table>.sql`, written in the SQL that
+DuckDB, PostgreSQL and Redshift share. An asset replaces its whole table in one transaction and
+shows the result in the UI as a Markdown table, with a chart where a picture reads better.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from sparkify_assets import config
+from sparkify_assets.charts import bar_chart_svg, markdown_image
+from sparkify_assets.metadata import definition_metadata, markdown_table
+from sparkify_assets.resources.warehouse import Session, WarehouseResource
+from sparkify_assets.tables import Column, Table
+
+GROUP = "analytics"
+OWNERS = ["team:analytics"]
+KINDS = {config.warehouse_kind(), "sql", "table"}
+# Results are a few dozen rows that every node reads whole: copy them everywhere.
+_LAYOUT = "DISTSTYLE ALL: a result of a few dozen rows, read whole by dashboards and `sparkify query`."
+
+
+def _table(name: str, description: str, *columns: Column, primary_key: tuple[str, ...]) -> Table:
+    return Table(
+        name=name,
+        description=description,
+        columns=columns,
+        primary_key=primary_key,
+        diststyle="ALL",
+        layout_reason=_LAYOUT,
+    )
+
+
+_RANKING_RULE = (
+    "Ties are broken by more distinct listeners, then by name in the warehouse's string order, so the "
+    "order never depends on load order."
+)
+
+TOP_SONGS = _table(
+    "analytics_top_songs",
+    "Top 10 songs by plays. A song is the title and artist name of the NextSong events, that is what "
+    "listeners played, not the catalog match: on the sample only 1 of 6,820 plays matches a catalog "
+    "song, so a catalog ranking would be nearly empty. " + _RANKING_RULE,
+    Column("song_rank", "integer", "1 = most played", not_null=True),
+    Column("title", "text", "Song title as in the events"),
+    Column("artist_name", "text", "Artist name as in the events"),
+    Column("plays", "bigint", "NextSong events of this title and artist", not_null=True),
+    Column("listeners", "bigint", "Distinct users who played it", not_null=True),
+    primary_key=("song_rank",),
+)
+
+TOP_ARTISTS = _table(
+    "analytics_top_artists",
+    "Top 10 artists by plays, by the artist name of the NextSong events (what listeners played; most "
+    "plays match no catalog artist). " + _RANKING_RULE,
+    Column("artist_rank", "integer", "1 = most played", not_null=True),
+    Column("artist_name", "text", "Artist name as in the events"),
+    Column("plays", "bigint", "NextSong events of this artist", not_null=True),
+    Column("listeners", "bigint", "Distinct users who played the artist", not_null=True),
+    Column("songs", "bigint", "Distinct titles of the artist played", not_null=True),
+    primary_key=("artist_rank",),
+)
+
+USERS_BY_LEVEL = _table(
+    "analytics_users_by_level",
+    "Users by subscription level: each user counted once, at the level of their latest event (the "
+    "users dimension), with the share of all users.",
+    Column("level", "text", "Subscription level: free or paid"),
+    Column("users", "bigint", "Users whose latest event is at this level", not_null=True),
+    Column("share_of_users", "double", "users / all users, between 0 and 1", not_null=True),
+    primary_key=("level",),
+)
+
+DAILY_PLAYS = _table(
+    "analytics_daily_plays",
+    "Song plays per calendar day (UTC) of the play, with the distinct users who played that day.",
+    Column("play_date", "date", "Day of the plays, UTC", not_null=True),
+    Column("plays", "bigint", "Song plays that day", not_null=True),
+    Column("listeners", "bigint", "Distinct users who played a song that day", not_null=True),
+    primary_key=("play_date",),
+)
+
+PLAYS_BY_HOUR = _table(
+    "analytics_plays_by_hour",
+    "Song plays per hour of day (UTC, from the time dimension) over the whole period, with the share "
+    "of all plays. An hour without any play has no row.",
+    Column("hour_of_day", "integer", "Hour of day, 0-23, UTC", not_null=True),
+    Column("plays", "bigint", "Song plays in that hour, all days together", not_null=True),
+    Column("share_of_plays", "double", "plays / all plays, between 0 and 1", not_null=True),
+    primary_key=("hour_of_day",),
+)
+
+MOST_ACTIVE_USERS = _table(
+    "analytics_most_active_users",
+    "The 10 users with the most song plays, with their distinct sessions and current name and level. "
+    "Ties are broken by more sessions, then by user_id compared as text.",
+    Column("user_rank", "integer", "1 = most plays", not_null=True),
+    Column("user_id", "text", "User identifier", not_null=True),
+    Column("first_name", "text", "First name at the user's latest event"),
+    Column("last_name", "text", "Last name at the user's latest event"),
+    Column("level", "text", "Subscription level at the user's latest event"),
+    Column("plays", "bigint", "Song plays by the user", not_null=True),
+    Column("sessions", "bigint", "Distinct sessions in which the user played a song", not_null=True),
+    primary_key=("user_rank",),
+)
+
+FREE_TO_PAID = _table(
+    "analytics_free_to_paid",
+    "Free-to-paid conversions in the loaded period, one row per conversion. A conversion is two "
+    "consecutive events of one user (any page, ordered by ts, then log file and line) where the "
+    "earlier is at level free and the later at level paid. A user who goes paid, free, paid converts "
+    "again; a user already paid at their first event is not a conversion.",
+    Column("user_id", "text", "User who converted", not_null=True),
+    Column("first_name", "text", "First name at the user's latest event"),
+    Column("last_name", "text", "Last name at the user's latest event"),
+    Column("last_free_at", "timestamp", "Time of the last event at level free, UTC", not_null=True),
+    Column("converted_at", "timestamp", "Time of the first event at level paid after it, UTC", not_null=True),
+    primary_key=("user_id", "converted_at"),
+)
+
+
+@dataclass(frozen=True)
+class Chart:
+    label_column: str
+    value_column: str
+    title: str
+    label: Callable[[object], str] = str
+    label_every: int = 1
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One question: its table, what it reads, how to order and summarize its answer."""
+
+    table: Table
+    question: str
+    deps: tuple[str, ...]
+    order_by: str
+    topic: str
+    # A one-line answer shown at the top of the asset's metadata; None when there are no rows.
+    headline: Callable[[list[dict]], str]
+    chart: Chart | None = None
+
+    @property
+    def short_name(self) -> str:
+        return self.table.name.removeprefix("analytics_")
+
+
+def _first(rows: list[dict], text: Callable[[dict], str]) -> str:
+    return text(rows[0]) if rows else "no rows"
+
+
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis(
+        TOP_SONGS,
+        "Which songs do listeners play most?",
+        ("staging_events",),
+        "song_rank",
+        "songs",
+        lambda r: _first(r, lambda t: f"{t['title']} by {t['artist_name']} ({t['plays']} plays)"),
+    ),
+    Analysis(
+        TOP_ARTISTS,
+        "Which artists do listeners play most?",
+        ("staging_events",),
+        "artist_rank",
+        "artists",
+        lambda r: _first(r, lambda t: f"{t['artist_name']} ({t['plays']} plays)"),
+    ),
+    Analysis(
+        USERS_BY_LEVEL,
+        "How many users are on each subscription level?",
+        ("users",),
+        "level",
+        "users",
+        lambda r: (
+            ", ".join(f"{t['level']}: {t['users']} users ({t['share_of_users']:.1%})" for t in r) or "no rows"
+        ),
+    ),
+    Analysis(
+        DAILY_PLAYS,
+        "How many songs are played each day?",
+        ("songplays",),
+        "play_date",
+        "time",
+        lambda r: _first(
+            sorted(r, key=lambda t: (-t["plays"], t["play_date"])),
+            lambda t: f"busiest day {t['play_date']} ({t['plays']} plays)",
+        ),
+        Chart("play_date", "plays", "Song plays per day (UTC)", lambda d: d.strftime("%m-%d"), 3),
+    ),
+    Analysis(
+        PLAYS_BY_HOUR,
+        "At what hour of the day do listeners play songs?",
+        ("songplays", "time"),
+        "hour_of_day",
+        "time",
+        lambda r: _first(
+            sorted(r, key=lambda t: (-t["plays"], t["hour_of_day"])),
+            lambda t: f"peak hour {t['hour_of_day']:02d}:00 UTC ({t['plays']} plays)",
+        ),
+        Chart("hour_of_day", "plays", "Song plays by hour of day (UTC), whole period", lambda h: f"{h:02d}"),
+    ),
+    Analysis(
+        MOST_ACTIVE_USERS,
+        "Who are the most active listeners?",
+        ("songplays", "users"),
+        "user_rank",
+        "users",
+        lambda r: _first(
+            r, lambda t: f"user {t['user_id']} {t['first_name']} {t['last_name']} ({t['plays']} plays)"
+        ),
+    ),
+    Analysis(
+        FREE_TO_PAID,
+        "Which users converted from free to paid in the period?",
+        ("staging_events", "users"),
+        "converted_at, user_id",
+        "users",
+        lambda r: f"{len(r)} conversions by {len({t['user_id'] for t in r})} users",
+    ),
+)
+
+ANALYTICS_TABLES: tuple[Table, ...] = tuple(a.table for a in ANALYSES)
+BY_NAME: dict[str, Analysis] = {a.table.name: a for a in ANALYSES} | {a.short_name: a for a in ANALYSES}
+
+
+def display_value(column: str, value: object) -> str:
+    """How a result cell reads for a person: shares as percentages, times without microseconds."""
+    if value is None:
+        return ""
+    if column.startswith("share_"):
+        return f"{float(value):.2%}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def read_result(tx: Session, analysis: Analysis) -> tuple[list[str], list[tuple]]:
+    """The answer's rows, in the order a person reads them."""
+    columns = analysis.table.column_names
+    rows = tx.query(f"SELECT {', '.join(columns)} FROM {analysis.table.name} ORDER BY {analysis.order_by}")
+    return columns, rows
+
+
+def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list[tuple]) -> dict:
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    shown = [tuple(display_value(c, v) for c, v in zip(columns, row, strict=True)) for row in rows]
+    meta = {
+        "dagster/row_count": len(rows),
+        "dagster/table_name": analysis.table.name,
+        "answer": MetadataValue.text(analysis.headline(records)),
+        "result": MetadataValue.md(f"**{analysis.question}**\n\n{markdown_table(columns, shown)}"),
+    }
+    chart = analysis.chart
+    if chart and records:
+        labels = [chart.label(r[chart.label_column]) for r in records]
+        values = [float(r[chart.value_column]) for r in records]
+        svg = bar_chart_svg(labels, values, chart.title, chart.label_every)
+        meta["chart"] = MetadataValue.md(markdown_image(svg, chart.title))
+    return meta
+
+
+def rebuild(warehouse: WarehouseResource, analysis: Analysis) -> dict:
+    """Replace the answer's table with its SQL's result in one transaction; return its metadata.
+
+    Like star.rebuild_dimension, but it creates its own table (the core `ensure` knows only the
+    core tables) and reads the whole result back inside the same transaction for the metadata.
+    """
+    table = analysis.table
+    with warehouse.open().transaction() as tx:
+        tx.ensure(table)
+        tx.execute(f"DELETE FROM {table.name}")
+        tx.sql(f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}")
+        columns, rows = read_result(tx, analysis)
+    return _materialization_metadata(analysis, columns, rows)
+
+
+def _build_asset(analysis: Analysis) -> AssetsDefinition:
+    table = analysis.table
+
+    @asset(
+        name=table.name,
+        description=table.description,
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        tags={"layer": "analytics", "topic": analysis.topic},
+        deps=list(analysis.deps),
+        backfill_policy=BackfillPolicy.single_run(),
+        metadata={
+            **definition_metadata(table),
+            "question": analysis.question,
+            "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
+        },
+        pool="sparkify_warehouse",
+    )
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        meta = rebuild(warehouse, analysis)
+        context.log.info(f"{table.name}: {meta['dagster/row_count']} rows; {meta['answer'].value}")
+        return MaterializeResult(metadata=meta)
+
+    return _asset
+
+
+def _reconcile_check(
+    table: Table, name: str, description: str, answer_sql: str, source_sql: str
+) -> AssetChecksDefinition:
+    """The answer's total must equal the same total counted on its source tables."""
+
+    @asset_check(asset=table.name, name=name, description=description)
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.open().transaction() as tx:
+            answer = int(tx.scalar(answer_sql) or 0)
+            source = int(tx.scalar(source_sql) or 0)
+        return AssetCheckResult(
+            passed=answer == source,
+            metadata={"answer_total": answer, "source_total": source},
+            severity=AssetCheckSeverity.WARN,
+        )
+
+    return _check
+
+
+def _ranks_check(table: Table, rank_column: str) -> AssetChecksDefinition:
+    """A top-10 table holds ranks 1..n exactly once each, with n at most 10."""
+
+    @asset_check(
+        asset=table.name,
+        name=f"{rank_column}_is_1_to_n",
+        description=f"{rank_column} runs 1, 2, ... n without gaps or repeats, n <= 10",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.open().transaction() as tx:
+            ranks = [r[0] for r in tx.query(f"SELECT {rank_column} FROM {table.name} ORDER BY {rank_column}")]
+        return AssetCheckResult(
+            passed=ranks == list(range(1, len(ranks) + 1)) and len(ranks) <= 10,
+            metadata={"ranks": ", ".join(map(str, ranks))},
+            severity=AssetCheckSeverity.WARN,
+        )
+
+    return _check
+
+
+def _build_checks() -> list[AssetChecksDefinition]:
+    plays = "SELECT COUNT(*) FROM songplays"
+    return [
+        _reconcile_check(
+            DAILY_PLAYS,
+            "plays_reconcile_with_songplays",
+            "The daily plays add up to the rows of songplays",
+            f"SELECT SUM(plays) FROM {DAILY_PLAYS.name}",
+            plays,
+        ),
+        _reconcile_check(
+            PLAYS_BY_HOUR,
+            "plays_reconcile_with_songplays",
+            "The hourly plays add up to the rows of songplays",
+            f"SELECT SUM(plays) FROM {PLAYS_BY_HOUR.name}",
+            plays,
+        ),
+        _reconcile_check(
+            USERS_BY_LEVEL,
+            "users_reconcile_with_users",
+            "The users per level add up to the rows of users",
+            f"SELECT SUM(users) FROM {USERS_BY_LEVEL.name}",
+            "SELECT COUNT(*) FROM users",
+        ),
+        _ranks_check(TOP_SONGS, "song_rank"),
+        _ranks_check(TOP_ARTISTS, "artist_rank"),
+        _ranks_check(MOST_ACTIVE_USERS, "user_rank"),
+    ]
+
+
+def analysis_names() -> Sequence[str]:
+    """The names `sparkify query` accepts, short form first."""
+    return [a.short_name for a in ANALYSES]
+
+
+ANALYTICS_ASSETS: list[AssetsDefinition] = [_build_asset(a) for a in ANALYSES]
+ANALYTICS_CHECKS: list[AssetChecksDefinition] = _build_checks()
