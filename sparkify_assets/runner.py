@@ -46,13 +46,24 @@ def run_load(
     )
 
 
+def _root_message(error) -> str:
+    """The user's error under Dagster's wrappers, without its class path."""
+    if error is None:
+        return "step failed"
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    head, _, rest = message.partition(": ")
+    # "sparkify_assets.resources.warehouse.WarehouseError: ..." reads as "...".
+    return rest if rest and "." in head and " " not in head else message
+
+
 def failures(result: ExecuteInProcessResult) -> list[str]:
     """One line per failed step or failed check of a run."""
     lines = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.step_failure_data.error
-            lines.append(f"error in {event.step_key}: {error.message.strip() if error else 'step failed'}")
+            lines.append(f"error in {event.step_key}: {_root_message(event.step_failure_data.error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             if not ev.passed:

@@ -197,10 +197,31 @@ class _PostgresSession(Session):
         buf = io.BytesIO()
         pa_csv.write_csv(rows.select(table.column_names), buf, pa_csv.WriteOptions(include_header=False))
         buf.seek(0)
-        with self.con.cursor() as cur:
-            cur.copy_expert(
-                f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN WITH (FORMAT csv)", buf
-            )
+        import psycopg2
+
+        try:
+            with self.con.cursor() as cur:
+                cur.copy_expert(
+                    f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN WITH (FORMAT csv)", buf
+                )
+        except psycopg2.Error as exc:
+            raise WarehouseError(_copy_error(table, rows, exc)) from None
+
+
+def _copy_error(table: Table, rows: pa.Table, exc) -> str:
+    """Name the lake file and line of the row a PostgreSQL COPY rejected."""
+    diag = getattr(exc, "diag", None)
+    reason = (getattr(diag, "message_primary", None) or str(exc).splitlines()[0]).strip()
+    found = re.search(r"line (\d+)", getattr(diag, "context", None) or "")
+    where = ""
+    if found and "source_key" in rows.column_names:
+        row = rows.slice(int(found.group(1)) - 1, 1).to_pylist()
+        if row:
+            line = row[0].get("source_line")
+            where = f" at {row[0]['source_key']}" + (f" line {line}" if line else "")
+    column = getattr(diag, "column_name", None)
+    column = f", column {column}" if column else ""
+    return f"Loading {table.name} failed{where}{column}: {reason}. The table keeps its previous contents."
 
 
 class PostgresWarehouse(Warehouse):
