@@ -8,6 +8,7 @@ a Markdown image with a base64 SVG data URI: no plotting library, no file to ser
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
@@ -20,14 +21,11 @@ _TEXT = "#3c4155"
 
 
 def _nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above value, for a readable axis."""
+    """The value rounded up to its leading digit (542 -> 600), for a readable axis."""
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return float(step * magnitude)
-    return float(10 * magnitude)
+    magnitude = 10 ** math.floor(math.log10(value))
+    return float(math.ceil(value / magnitude) * magnitude)
 
 
 def _fmt(value: float) -> str:

@@ -1,7 +1,168 @@
-"""`sparkify query`: analytics results and ad-hoc SQL in the terminal."""
+"""`sparkify query`: analytics results and ad-hoc SQL in the terminal.
+
+    sparkify query               list the analytics results and their questions
+    sparkify query top_songs     print one analytics result as an aligned table
+    sparkify query --sql "..."   run ad-hoc SQL on the configured warehouse
+
+Queries run read-only where the backend allows it: DuckDB opens the file read_only (so a query
+never takes the writer's lock), PostgreSQL and Redshift run in a READ ONLY transaction.
+"""
+
+from __future__ import annotations
 
 import argparse
+import decimal
+from collections.abc import Sequence
+
+from sparkify_assets.resources.warehouse import (
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+    WarehouseError,
+    open_warehouse,
+)
+
+MAX_CELL = 60
+
+
+def configured_warehouse() -> Warehouse:
+    """The warehouse of the code location's Definitions, with its EnvVars resolved.
+
+    The resource holds `EnvVar`s so the UI shows variable names; outside a run we read them here.
+    """
+    from dagster import EnvVar
+
+    from sparkify_assets.definitions import defs
+
+    resource = defs.resources["warehouse"]
+
+    def value(v):
+        return v.get_value() if isinstance(v, EnvVar) else v
+
+    return open_warehouse(value(resource.url), value(resource.password), value(resource.sslmode))
+
+
+def run_sql(warehouse: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one statement read-only; return its column names and rows (none for a statement)."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        import duckdb
+
+        con = warehouse.connect(read_only=True)
+        try:
+            cur = con.execute(sql)
+            columns = [d[0] for d in cur.description] if cur.description else []
+            return columns, cur.fetchall() if columns else []
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {_first_line(exc)}") from None
+        finally:
+            con.close()
+    if isinstance(warehouse, PostgresWarehouse):
+        import psycopg2
+
+        con = warehouse.connect()
+        try:
+            con.set_session(readonly=True)
+            with con.cursor() as cur:
+                cur.execute(sql)
+                columns = [d[0] for d in cur.description] if cur.description else []
+                return columns, cur.fetchall() if columns else []
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"query failed: {_first_line(exc)}") from None
+        finally:
+            con.rollback()
+            con.close()
+    raise WarehouseError(f"No read-only query support for {warehouse.describe()}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def query_analysis(warehouse: Warehouse, name: str) -> tuple[list[str], list[tuple]]:
+    """One analytics result, in reading order, with cells formatted as in the UI."""
+    from sparkify_assets.assets.analytics import BY_NAME, analysis_names, display_value, result_sql
+
+    analysis = BY_NAME.get(name)
+    if analysis is None:
+        raise ValueError(f"no analytics result named {name!r}; choose one of: {', '.join(analysis_names())}")
+    table = analysis.table.name
+    _, found = run_sql(
+        warehouse, f"SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '{table}'"
+    )
+    if not found[0][0]:
+        raise WarehouseError(
+            f"{table} is not in the warehouse {warehouse.describe()} yet: materialize the analytics assets "
+            "(Dagster UI, or `dagster asset materialize -m sparkify_assets --select 'group:analytics'`)."
+        )
+    columns, rows = run_sql(warehouse, result_sql(analysis))
+    return columns, [tuple(display_value(c, v) for c, v in zip(columns, row, strict=True)) for row in rows]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "NULL"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | decimal.Decimal):
+        return True
+    # Formatted numbers ("37", "7.95%") stay right-aligned like the numbers they stand for.
+    return isinstance(value, str) and value.replace(",", "").replace("%", "").replace(".", "", 1).isdigit()
+
+
+def format_table(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """An aligned plain-text table: numbers to the right, text to the left, a row count below."""
+    cells = [[_text(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [
+        bool(rows) and all(_is_number(row[i]) or row[i] is None for row in rows) for i in range(len(columns))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        out = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(out).rstrip()
+
+    lines = [line(list(columns)), "  ".join("-" * w for w in widths)]
+    lines += [line(r) for r in cells]
+    lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
+    return "\n".join(lines)
+
+
+def list_analyses() -> str:
+    from sparkify_assets.assets.analytics import ANALYSES
+
+    width = max(len(a.short_name) for a in ANALYSES)
+    return "\n".join(f"{a.short_name.ljust(width)}  {a.question}" for a in ANALYSES)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    if args.sql and args.name:
+        raise ValueError("give either an analytics name or --sql, not both")
+    if not args.sql and not args.name:
+        print(list_analyses())
+        return 0
+    warehouse = configured_warehouse()
+    columns, rows = run_sql(warehouse, args.sql) if args.sql else query_analysis(warehouse, args.name)
+    if not columns:
+        print("(statement returned no rows)")
+        return 0
+    print(format_table(columns, rows))
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `query` subcommand to the `sparkify` parser."""
+    query = sub.add_parser(
+        "query",
+        help="print an analytics result, or run ad-hoc SQL, on the configured warehouse",
+        description="Print an analytics result (e.g. top_songs) as an aligned table, or run --sql read-only. "
+        "Without arguments, list the analytics results.",
+    )
+    query.add_argument("name", nargs="?", help="analytics result, e.g. top_songs or analytics_top_songs")
+    query.add_argument("--sql", help="ad-hoc SQL to run read-only on the warehouse")
+    query.set_defaults(func=cmd_query)

@@ -255,11 +255,15 @@ def display_value(column: str, value: object) -> str:
     return str(value)
 
 
+def result_sql(analysis: Analysis) -> str:
+    """The SELECT that reads an answer in the order a person reads it."""
+    columns = ", ".join(analysis.table.column_names)
+    return f"SELECT {columns} FROM {analysis.table.name} ORDER BY {analysis.order_by}"
+
+
 def read_result(tx: Session, analysis: Analysis) -> tuple[list[str], list[tuple]]:
-    """The answer's rows, in the order a person reads them."""
-    columns = analysis.table.column_names
-    rows = tx.query(f"SELECT {', '.join(columns)} FROM {analysis.table.name} ORDER BY {analysis.order_by}")
-    return columns, rows
+    """The answer's column names and rows, in reading order."""
+    return analysis.table.column_names, tx.query(result_sql(analysis))
 
 
 def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list[tuple]) -> dict:
