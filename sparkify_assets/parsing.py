@@ -235,9 +235,9 @@ def _records(text: str):
         except json.JSONDecodeError as exc:
             eol = text.find("\n", start)
             end = n if eol < 0 else eol
-            reason = (
-                "truncated JSON at end of file" if eol < 0 and exc.pos >= n else f"invalid JSON: {exc.msg}"
-            )
+            # A last line cut off mid-record (no newline after it) is the classic truncated upload.
+            truncated = eol < 0 and (exc.pos >= n - 1 or exc.msg.startswith("Unterminated"))
+            reason = "truncated JSON at end of file" if truncated else f"invalid JSON: {exc.msg}"
             yield line, text[start:end], RejectError(reason)
         else:
             yield line, text[start:end], value
