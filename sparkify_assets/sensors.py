@@ -1,3 +1,291 @@
-"""Sensors that follow the lake (issue: sensors on new S3 data). Filled in by that work."""
+"""Sensors that follow the lake: new or changed daily log files, and changes to the song catalog.
 
-SENSORS: list = []
+`sparkify_log_sensor` lists `log_data/` from a few days before the last day it has seen (one S3
+list call per 1,000 new keys, whatever the size of the bucket) and asks for one run per new,
+late, changed or deleted day. Each run reloads that day's `staging_events` and `songplays`
+partitions and rebuilds `users` and `time`, which are built from every day. Its cursor is JSON:
+the last day seen and the file version of each day in the look-back window.
+
+`sparkify_song_sensor` fingerprints `song_data/` (keys and versions) and, when it changes, asks
+for one run that restages the catalog, rebuilds `songs` and `artists`, and rebuilds `songplays`
+over every day of the lake: a new song can match plays of any earlier day, and rebuilding the
+fact from staging is SQL inside the warehouse (no lake reads), so the tables always equal a
+clean full load.
+
+Neither sensor touches the warehouse: they read the lake only, so they never hold DuckDB's lock.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    sensor,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from sparkify_assets.partitions import DAILY, FIRST_DAY
+from sparkify_assets.resources.lake import Lake, LakeFile, LakeResource
+
+# Late or corrected files are picked up if their day is at most this many days before the last
+# day seen; older re-uploads need a manual run of their partition (docs/sensors.md).
+LOOKBACK_DAYS = 7
+# Log files arrive once a day; a minute keeps the UI lively without listing S3 needlessly.
+LOG_INTERVAL_SECONDS = 60
+# The version recorded for a day whose file was removed while in the look-back window.
+DELETED = "deleted"
+# Listing song_data/ reads the whole catalog (song keys are not dated), so look less often.
+SONG_INTERVAL_SECONDS = 300
+
+EVENT_ASSETS = ["staging_events", "songplays", "users", "time"]
+SONG_ASSETS = ["staging_songs", "songs", "artists", "songplays", "time"]
+SONG_ONLY_ASSETS = ["staging_songs", "songs", "artists"]
+
+sparkify_events_job = define_asset_job(
+    "sparkify_events",
+    selection=AssetSelection.assets(*EVENT_ASSETS),
+    description="Reload log days (staging_events, songplays) and rebuild users and time.",
+)
+sparkify_songs_job = define_asset_job(
+    "sparkify_songs",
+    selection=AssetSelection.assets(*SONG_ASSETS),
+    description="Restage the song catalog, rebuild songs and artists, and re-match every day's songplays.",
+)
+
+
+class SensorCursorError(ValueError):
+    """A sensor cursor that this code did not write (e.g. typed by hand in the UI)."""
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Tags that make one run cover the partitions first..last (the job's assets are single-run)."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+
+
+def last_partition_day() -> date:
+    """The newest day that is a partition already (today's partition opens tomorrow)."""
+    key = DAILY.get_last_partition_key()
+    return date.fromisoformat(key) if key else date.fromisoformat(FIRST_DAY) - timedelta(days=1)
+
+
+def fingerprint(files: list[LakeFile]) -> str:
+    """A digest of keys and versions: changes when any file is added, removed or rewritten."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.key):
+        h.update(f"{f.key}\t{f.version}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class LogCursor:
+    """What the log sensor has seen: the last day, and {day: (version, revision)} for the window.
+
+    The revision counts how often a day's file changed while in the window, so that putting back
+    an earlier version (same ETag) still gets a run key of its own.
+    """
+
+    last_day: date | None = None
+    seen: dict[date, tuple[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "LogCursor":
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+            return cls(
+                date.fromisoformat(data["last_day"]),
+                {date.fromisoformat(d): (str(v), int(n)) for d, (v, n) in data["seen"].items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise SensorCursorError(
+                f"The log sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
+                "(Automation > sparkify_log_sensor > Reset cursor) to reload every day once."
+            ) from None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "last_day": self.last_day.isoformat() if self.last_day else None,
+                "seen": {d.isoformat(): [v, n] for d, (v, n) in sorted(self.seen.items())},
+            },
+            separators=(",", ":"),
+        )
+
+
+@dataclass
+class LogTick:
+    run_requests: list[RunRequest]
+    cursor: LogCursor
+    listed: int  # log files returned by the listing
+    message: str
+
+
+def plan_log_runs(
+    lake: Lake, raw_cursor: str | None, last_day: date, lookback_days: int = LOOKBACK_DAYS
+) -> LogTick:
+    """Decide which days to reload; `last_day` is the newest partition that may be requested."""
+    cursor = LogCursor.parse(raw_cursor)
+    first_day = date.fromisoformat(FIRST_DAY)
+    if cursor.last_day is None:
+        return _bootstrap(lake, first_day, last_day, lookback_days)
+
+    since = cursor.last_day - timedelta(days=lookback_days)
+    listed = lake.log_files(since)
+    files = {f.day: f for f in listed if first_day <= f.day <= last_day}
+    requests, seen = [], {}
+    for day in sorted(set(files) | {d for d in cursor.seen if d >= since}):
+        version, revision = cursor.seen.get(day, (None, -1))
+        f = files.get(day)
+        now = f.version if f else DELETED
+        if version == now:
+            seen[day] = (version, revision)
+            continue
+        # A run key per (day, version, revision): a retried tick repeats its keys, so Dagster
+        # launches each run once; a file that changes (even back to an old version) gets a new one.
+        revision += 1
+        seen[day] = (now, revision)
+        if f is None:  # removed: reload the day so its rows go too, as a clean load would
+            reason = "deleted"
+        else:
+            reason = "new" if day > cursor.last_day else ("changed" if version else "late")
+        requests.append(_day_request(day, now, revision, reason, f.key if f else ""))
+
+    new_last = max([cursor.last_day, *files])
+    window = new_last - timedelta(days=lookback_days)
+    new_cursor = LogCursor(new_last, {d: s for d, s in seen.items() if d >= window})
+    late = len(listed) - len(files)
+    message = (
+        f"Listed {len(listed)} log files since {since} ({late} outside the partitions); "
+        f"{len(requests)} day(s) to load: {', '.join(r.partition_key for r in requests) or 'none'}"
+    )
+    return LogTick(requests, new_cursor, len(listed), message)
+
+
+def _day_request(day: date, version: str, revision: int, reason: str, key: str) -> RunRequest:
+    run_key = f"{day.isoformat()}:{version}" + (f":r{revision}" if revision else "")
+    tags = {"sparkify/reason": reason}
+    if key:
+        tags["sparkify/log_key"] = key
+    return RunRequest(run_key=run_key, partition_key=day.isoformat(), tags=tags)
+
+
+def _bootstrap(lake: Lake, first_day: date, last_day: date, lookback_days: int) -> LogTick:
+    """No cursor yet: load every day of the lake in one run (as `sparkify run` does)."""
+    listed = lake.log_files()
+    files = [f for f in listed if first_day <= f.day <= last_day]
+    if not files:
+        return LogTick([], LogCursor(), len(listed), f"No log files in {lake.url} yet")
+    first, last = files[0].day, files[-1].day
+    window = last - timedelta(days=lookback_days)
+    cursor = LogCursor(last, {f.day: (f.version, 0) for f in files if f.day >= window})
+    run_key = f"all:{first}..{last}:{fingerprint(files)[:16]}"
+    tags = {**range_tags(first, last), "sparkify/reason": "first evaluation"}
+    request = RunRequest(run_key=run_key, tags=tags)
+    return LogTick([request], cursor, len(listed), f"First evaluation: one run loads {first} to {last}")
+
+
+@sensor(
+    job=sparkify_events_job,
+    minimum_interval_seconds=LOG_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches log_data/ for new, late, changed or deleted daily files and reloads exactly those "
+        f"days (look-back {LOOKBACK_DAYS} days); the first evaluation loads every day in one run."
+    ),
+)
+def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
+    lk = lake.open()
+    tick = plan_log_runs(lk, context.cursor, last_partition_day())
+    calls = getattr(lk, "list_calls", None)
+    context.log.info(tick.message + (f" ({calls} S3 list calls)" if calls is not None else ""))
+    if tick.run_requests:
+        return SensorResult(run_requests=tick.run_requests, cursor=tick.cursor.to_json())
+    return SensorResult(skip_reason=tick.message, cursor=tick.cursor.to_json())
+
+
+@dataclass
+class SongCursor:
+    digest: str = ""
+    runs: int = 0  # song runs requested so far: part of the run key, so an old catalog put back reloads
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "SongCursor":
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+            return cls(str(data["digest"]), int(data["runs"]))
+        except (ValueError, KeyError, TypeError):
+            raise SensorCursorError(
+                f"The song sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
+                "(Automation > sparkify_song_sensor > Reset cursor) to reload the catalog once."
+            ) from None
+
+    def to_json(self) -> str:
+        return json.dumps({"digest": self.digest, "runs": self.runs}, separators=(",", ":"))
+
+
+@dataclass
+class SongTick:
+    run_request: RunRequest | None
+    cursor: SongCursor
+    message: str
+
+
+def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date) -> SongTick:
+    """One run when the catalog's fingerprint changed: restage songs and re-match every day's plays."""
+    cursor = SongCursor.parse(raw_cursor)
+    files = lake.song_files()
+    if not files:
+        return SongTick(None, cursor, f"No song files in {lake.url} yet")
+    digest = fingerprint(files)
+    if digest == cursor.digest:
+        return SongTick(None, cursor, f"The song catalog is unchanged ({len(files)} files)")
+    first_day = date.fromisoformat(FIRST_DAY)
+    days = [d for d in lake.days() if first_day <= d <= last_day]
+    run_key = f"songs:{digest[:16]}:{cursor.runs + 1}"
+    tags = {"sparkify/reason": f"song catalog changed ({len(files)} files)"}
+    if days:
+        # Plays of any day may match the new songs: rebuild songplays over the lake's whole range.
+        request = RunRequest(run_key=run_key, tags={**tags, **range_tags(days[0], days[-1])})
+        scope = f"and songplays {days[0]} to {days[-1]}"
+    else:
+        request = RunRequest(
+            run_key=run_key, tags=tags, asset_selection=[AssetKey(a) for a in SONG_ONLY_ASSETS]
+        )
+        scope = "(no log days yet)"
+    message = f"The song catalog changed ({len(files)} files): one run restages it {scope}"
+    return SongTick(request, SongCursor(digest, cursor.runs + 1), message)
+
+
+@sensor(
+    job=sparkify_songs_job,
+    minimum_interval_seconds=SONG_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches song_data/ and, when song files are added, changed or removed, restages the catalog, "
+        "rebuilds songs and artists, and re-matches every day's songplays."
+    ),
+)
+def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
+    tick = plan_song_run(lake.open(), context.cursor, last_partition_day())
+    context.log.info(tick.message)
+    if tick.run_request:
+        return SensorResult(run_requests=[tick.run_request], cursor=tick.cursor.to_json())
+    return SensorResult(skip_reason=tick.message, cursor=tick.cursor.to_json())
+
+
+SENSORS = [sparkify_log_sensor, sparkify_song_sensor]
+SENSOR_JOBS = [sparkify_events_job, sparkify_songs_job]

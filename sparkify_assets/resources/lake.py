@@ -48,6 +48,11 @@ def log_day(key: str) -> date | None:
         return None
 
 
+def _day_key_floor(day: date) -> str:
+    """A key that sorts after every log key of earlier days and before the log key of `day`."""
+    return f"log_data/{day.year:04d}/{day.month:02d}/{day.isoformat()}"
+
+
 def _months(start: date, end: date) -> Iterator[tuple[int, int]]:
     y, m = start.year, start.month
     while (y, m) <= (end.year, end.month):
@@ -77,10 +82,14 @@ class Lake(ABC):
         """Daily log files with start <= day <= end, in date order."""
         if start is None:
             found = self._list("log_data/")
+        elif end is None:
+            # Keys sort in date order, so one listing that starts after the day before `start`
+            # costs one call per 1,000 new keys, however many years the lake holds before it and
+            # however many empty months lie between the last file and today.
+            found = self._list("log_data/", _day_key_floor(start))
         else:
-            last = end or date.today()
             found = []
-            for y, m in _months(start, last):
+            for y, m in _months(start, end):
                 prefix = f"log_data/{y:04d}/{m:02d}/"
                 after = f"{prefix}{start.isoformat()}" if (y, m) == (start.year, start.month) else None
                 found.extend(self._list(prefix, after))
@@ -102,6 +111,11 @@ class Lake(ABC):
         return sorted({f.day for f in self.log_files()})
 
 
+def _sorts_before(folder: str, key: str) -> bool:
+    """True when every key under `folder` (ending in "/") sorts at or before `key`."""
+    return folder < key and not key.startswith(folder)
+
+
 class LocalLake(Lake):
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -120,7 +134,12 @@ class LocalLake(Lake):
         if not base.is_dir():
             return []
         out = []
-        for dirpath, _dirs, names in os.walk(base):
+        for dirpath, dirs, names in os.walk(base):
+            if start_after:
+                # Skip folders whose every key sorts before start_after (e.g. earlier months), so a
+                # listing since a recent day reads only the recent folders.
+                rel = Path(dirpath).relative_to(self.root).as_posix()
+                dirs[:] = [d for d in dirs if not _sorts_before(f"{rel}/{d}/", start_after)]
             for name in names:
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
