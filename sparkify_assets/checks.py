@@ -22,7 +22,7 @@ from dagster import (
 
 from sparkify_assets.metadata import markdown_table
 from sparkify_assets.partitions import date_filter, partition_dates
-from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import (
     SONGPLAYS,
     STAGING_EVENTS,
@@ -106,10 +106,13 @@ def all_check_sql() -> list[str]:
 
 def _failing(warehouse: WarehouseResource, sql: str, **meta) -> AssetCheckResult:
     """Run a failing-rows query: the check passes when it returns none."""
-    with warehouse.open().transaction() as tx:
+
+    def work(tx: Session) -> tuple[int, list[tuple], list[str]]:
         count = tx.scalar(f"SELECT COUNT(*) FROM ({sql}) failing")
         sample = tx.query(f"SELECT * FROM ({sql}) failing LIMIT {SAMPLE}") if count else []
-        columns = tx.columns() if count else []
+        return count, sample, tx.columns() if count else []
+
+    count, sample, columns = warehouse.open().run(work)
     metadata = {"failing_rows": count, **meta}
     if sample:
         metadata["failing_sample"] = MetadataValue.md(markdown_table(columns, sample))

@@ -91,6 +91,38 @@ def _load_metadata(tx: Session, table: Table, totals: dict[str, int], where: str
     return meta
 
 
+def replace_staging(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    lk: Lake,
+    table: Table,
+    files: list[LakeFile],
+    scope: str,
+) -> MaterializeResult:
+    """Replace the rows of `table` (and its rejects and file counts) within `scope` by the
+    contents of `files`, in one transaction, retried as a whole if the connection is lost."""
+    wh = warehouse.open()
+
+    def work(tx: Session) -> tuple[dict[str, int], dict]:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {table.name} WHERE {scope}")
+        for t in (STAGING_REJECTS, STAGING_FILES):
+            tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND {scope}")
+        if wh.dialect == "redshift":
+            copy = redshift.copy_events if table is STAGING_EVENTS else redshift.copy_songs
+            totals = copy(tx, lk, files, _copy_settings(warehouse, lk))
+        else:
+            totals = stage_files(tx, lk, table, files)
+        return totals, _load_metadata(tx, table, totals, scope)
+
+    totals, meta = wh.run(work)
+    context.log.info(
+        f"{table.name}: staged {totals['rows_staged']}, rejected {totals['rows_rejected']}, "
+        f"from {totals['files']} files ({wh.describe()})"
+    )
+    return MaterializeResult(metadata=meta)
+
+
 @asset(
     description=STAGING_EVENTS.description,
     group_name="staging",
@@ -109,22 +141,9 @@ def staging_events(
     if not files and not lk.log_files():
         raise LakeError(f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json).")
     context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
-    where = date_filter("source_date", first, last)
-    wh = warehouse.open()
-    with wh.transaction() as tx:
-        tx.ensure(*ALL_TABLES)
-        tx.execute(f"DELETE FROM {STAGING_EVENTS.name} WHERE {where}")
-        for t in (STAGING_REJECTS, STAGING_FILES):
-            tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{STAGING_EVENTS.name}' AND {where}")
-        if wh.dialect == "redshift":
-            totals = redshift.copy_events(tx, lk, files, _copy_settings(warehouse, lk))
-        else:
-            totals = stage_files(tx, lk, STAGING_EVENTS, files)
-        meta = _load_metadata(tx, STAGING_EVENTS, totals, where)
-    context.log.info(
-        f"Staged {totals['rows_staged']} events, rejected {totals['rows_rejected']}, from {totals['files']} files"
+    return replace_staging(
+        context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last)
     )
-    return MaterializeResult(metadata=meta)
 
 
 @asset(
@@ -144,17 +163,4 @@ def staging_songs(
         lk.check()
         raise LakeError(f"The lake {lk.url} holds no song files (song_data/**/*.json).")
     context.log.info(f"Staging {len(files)} song files from {lk.url}")
-    wh = warehouse.open()
-    where = f"target_table = '{STAGING_SONGS.name}'"
-    with wh.transaction() as tx:
-        tx.ensure(*ALL_TABLES)
-        tx.execute(f"DELETE FROM {STAGING_SONGS.name}")
-        for t in (STAGING_REJECTS, STAGING_FILES):
-            tx.execute(f"DELETE FROM {t.name} WHERE {where}")
-        if wh.dialect == "redshift":
-            totals = redshift.copy_songs(tx, lk, files, _copy_settings(warehouse, lk))
-        else:
-            totals = stage_files(tx, lk, STAGING_SONGS, files)
-        meta = _load_metadata(tx, STAGING_SONGS, totals, "TRUE")
-    context.log.info(f"Staged {totals['rows_staged']} songs, rejected {totals['rows_rejected']}")
-    return MaterializeResult(metadata=meta)
+    return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE")

@@ -9,7 +9,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Materialize
 from sparkify_assets import config
 from sparkify_assets.metadata import definition_metadata, materialization_metadata
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
-from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import ALL_TABLES, ARTISTS, SONGPLAYS, SONGS, TIME, USERS, Table
 
 KINDS = {config.warehouse_kind(), "sql"}
@@ -23,13 +23,15 @@ def rebuild_dimension(
     context: AssetExecutionContext, warehouse: WarehouseResource, table: Table
 ) -> MaterializeResult:
     """Replace a whole dimension with the result of its SQL, in one transaction."""
-    with warehouse.open().transaction() as tx:
+
+    def work(tx: Session) -> dict:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {table.name}")
         tx.sql(_insert(table, table.transform_sql()))
-        rows = tx.scalar(f"SELECT COUNT(*) FROM {table.name}")
-        meta = materialization_metadata(tx, table, rows)
-    context.log.info(f"{table.name}: {rows} rows")
+        return materialization_metadata(tx, table, tx.scalar(f"SELECT COUNT(*) FROM {table.name}"))
+
+    meta = warehouse.open().run(work)
+    context.log.info(f"{table.name}: {meta['dagster/row_count']} rows")
     return MaterializeResult(metadata=meta)
 
 
@@ -52,13 +54,16 @@ def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     first, last = partition_dates(context)
     where = date_filter("source_date", first, last)
     select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
-    with warehouse.open().transaction() as tx:
+
+    def work(tx: Session) -> tuple[int, int, dict]:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
         tx.sql(_insert(SONGPLAYS, select))
         rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
         matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where} AND song_id IS NOT NULL")
-        meta = materialization_metadata(tx, SONGPLAYS, rows, where)
+        return rows, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
+
+    rows, matched, meta = warehouse.open().run(work)
     meta["matched_plays"] = matched
     meta["match_rate"] = round(matched / rows, 6) if rows else 0.0
     context.log.info(f"songplays {first} to {last}: {rows} plays, {matched} matched to the catalog")

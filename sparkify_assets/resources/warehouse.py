@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
@@ -25,6 +27,7 @@ from sparkify_assets import dialect
 from sparkify_assets.tables import Table
 
 DEFAULT_DUCKDB_PATH = Path(".sparkify") / "sparkify.duckdb"
+T = TypeVar("T")
 
 
 class WarehouseError(RuntimeError):
@@ -68,9 +71,29 @@ class Session(ABC):
 
 class Warehouse(ABC):
     dialect: str
+    # A lost connection or an unreachable server is retried this many times, with backoff.
+    attempts = 3
+    backoff_seconds = 0.5
+    transient_errors: tuple[type[BaseException], ...] = ()
 
     @abstractmethod
     def transaction(self) -> Iterator[Session]: ...
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction; if the connection is lost, roll back and run it again
+        in a new one (safe: the transaction never committed), a bounded number of times."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with self.transaction() as tx:
+                    return work(tx)
+            except self.transient_errors as exc:
+                if attempt == self.attempts:
+                    raise WarehouseError(
+                        f"Lost the connection to the warehouse {self.describe()} {self.attempts} times; "
+                        f"last error: {_first_line(exc)}. Check that the server is up and reachable."
+                    ) from None
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     @abstractmethod
     def describe(self) -> str:
@@ -87,6 +110,11 @@ class Warehouse(ABC):
                     f"SELECT 1 FROM information_schema.tables WHERE table_name = '{dialect.identifier(name)}'"
                 )
             )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- DuckDB -------------------------------------------------------------------------------
@@ -241,24 +269,45 @@ class PostgresWarehouse(Warehouse):
     def connect(self):
         import psycopg2
 
-        try:
-            return psycopg2.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                dbname=self.database,
-                password=self._password,
-                sslmode=self.sslmode,
-                connect_timeout=10,
-            )
-        except psycopg2.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if self._password:
-                first = first.replace(self._password, "***")
-            raise WarehouseError(
-                f"Cannot connect to the warehouse {self.describe()}: {first}. Check the host, port, "
-                "user and SPARKIFY_WAREHOUSE_PASSWORD."
-            ) from None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._connect_once()
+            except psycopg2.OperationalError as exc:
+                # A wrong password or database will not fix itself: fail at once.
+                final = (
+                    attempt == self.attempts or "authentication" in str(exc) or "does not exist" in str(exc)
+                )
+                if not final:
+                    time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+                    continue
+                first = _first_line(exc)
+                if self._password:
+                    first = first.replace(self._password, "***")
+                tries = f" after {attempt} attempts" if attempt > 1 else ""
+                raise WarehouseError(
+                    f"Cannot connect to the warehouse {self.describe()}{tries}: {first}. "
+                    "Check the host, port, user, database and SPARKIFY_WAREHOUSE_PASSWORD."
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _connect_once(self):
+        import psycopg2
+
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=self.database,
+            password=self._password,
+            sslmode=self.sslmode,
+            connect_timeout=10,
+        )
+
+    @property
+    def transient_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg2
+
+        return (psycopg2.OperationalError, psycopg2.InterfaceError)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -267,7 +316,11 @@ class PostgresWarehouse(Warehouse):
             yield _PostgresSession(con, self.dialect)
             con.commit()
         except BaseException:
-            con.rollback()
+            if not con.closed:
+                try:
+                    con.rollback()
+                except Exception:  # the connection died with the transaction: nothing to undo
+                    pass
             raise
         finally:
             con.close()
