@@ -1,0 +1,388 @@
+"""Benchmark one lake on this machine, in one run:
+
+  1. the floor: DuckDB read_json CTAS of the logs + plain Python parse of the song files
+  2. the pipeline on DuckDB, as its own process (wall time, peak RSS, time of each step),
+     then one more day reloaded on top of the loaded lake (the incremental cost)
+  3. the pipeline on PostgreSQL (a throwaway server)
+  4. the classic row-by-row psycopg2 INSERT loader (sampled and extrapolated on big lakes)
+
+    sparkify generate --events 1000000 --songs 100000 --users 5000 --out /tmp/lake1m
+    nice -n 10 python benchmarks/run.py --lake /tmp/lake1m --json /tmp/bench1m.json
+
+Every measurement runs in a child process: wall time is the child's whole life (imports
+included) and peak memory its maximum resident set size (os.wait4). Nothing is asserted here;
+the figures go to benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ASSETS = ("staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time")
+
+
+# --- children -----------------------------------------------------------------------------
+
+
+def _child_floor(args: argparse.Namespace) -> dict:
+    import floor
+
+    return floor.run(Path(args.lake), Path(args.workdir))
+
+
+def _child_pipeline(args: argparse.Namespace) -> dict:
+    """What `sparkify run` does (runner.run_load on a DagsterInstance from DAGSTER_HOME), with the
+    warehouse and lake passed explicitly rather than through the environment."""
+    from datetime import date
+
+    from dagster import DagsterInstance
+
+    from sparkify_assets.cli import table_counts
+    from sparkify_assets.definitions import build_defs
+    from sparkify_assets.resources.lake import LakeResource
+    from sparkify_assets.resources.warehouse import WarehouseResource
+    from sparkify_assets.runner import failures, run_load
+
+    defs = build_defs(WarehouseResource(url=args.warehouse), LakeResource(url=args.lake))
+    first = date.fromisoformat(args.start) if args.start else None
+    last = date.fromisoformat(args.end) if args.end else None
+    instance = DagsterInstance.get()
+    t0 = time.perf_counter()
+    result = run_load(defs, first, last, instance)
+    load_seconds = time.perf_counter() - t0
+    steps = {
+        s.step_key: s.end_time - s.start_time
+        for s in instance.get_run_step_stats(result.run_id)
+        if s.end_time and s.start_time
+    }
+    counts = dict(table_counts(defs.resources["warehouse"].open())) if result.success else {}
+    return {
+        "success": result.success,
+        "failures": failures(result),
+        "load_seconds": load_seconds,
+        "steps": steps,
+        "counts": counts,
+    }
+
+
+def _child_baseline(args: argparse.Namespace) -> dict:
+    import rowbyrow
+
+    return rowbyrow.run(args.warehouse, Path(args.lake), args.max_songs, args.max_events)
+
+
+CHILDREN = {"_floor": _child_floor, "_pipeline": _child_pipeline, "_baseline": _child_baseline}
+
+
+def child_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=sorted(CHILDREN))
+    p.add_argument("--lake", required=True)
+    p.add_argument("--result", required=True)
+    p.add_argument("--workdir")
+    p.add_argument("--warehouse")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.add_argument("--max-songs", type=int)
+    p.add_argument("--max-events", type=int)
+    args = p.parse_args(argv)
+    out = CHILDREN[args.mode](args)
+    Path(args.result).write_text(json.dumps(out, default=str))
+    return 0
+
+
+# --- the parent ----------------------------------------------------------------------------
+
+
+def measure(mode: str, scratch: Path, env: dict | None = None, profile: Path | None = None, **opts) -> dict:
+    """Run one child; return its result plus wall seconds and peak RSS in MiB."""
+    result = scratch / f"{mode}-{time.monotonic_ns()}.json"
+    cmd = [sys.executable]
+    if profile:
+        cmd += ["-m", "cProfile", "-o", str(profile)]
+    cmd += [str(Path(__file__).resolve()), mode, "--result", str(result)]
+    for key, value in opts.items():
+        if value is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} failed with exit code {proc.returncode}: {' '.join(cmd)}")
+    out = json.loads(result.read_text())
+    out.update(
+        wall_seconds=wall, peak_rss_mib=usage.ru_maxrss / 1024, cpu_seconds=usage.ru_utime + usage.ru_stime
+    )
+    return out
+
+
+def lake_stats(lake: Path) -> dict:
+    """Events (lines), log files and song files of a local lake, read once (warming the cache
+    for every measurement alike)."""
+    events = log_files = log_bytes = 0
+    for path in sorted((lake / "log_data").glob("*/*/*-events.json")):
+        data = path.read_bytes()
+        log_files += 1
+        log_bytes += len(data)
+        events += sum(1 for line in data.split(b"\n") if line.strip())
+    songs = song_bytes = 0
+    days = sorted(p.name[:10] for p in (lake / "log_data").glob("*/*/*-events.json"))
+    for dirpath, _dirs, names in os.walk(lake / "song_data"):
+        for name in names:
+            if name.endswith(".json"):
+                songs += 1
+                song_bytes += os.path.getsize(os.path.join(dirpath, name))
+    return {
+        "events": events,
+        "log_files": log_files,
+        "log_mib": log_bytes / 2**20,
+        "songs": songs,
+        "song_mib": song_bytes / 2**20,
+        "first_day": days[0] if days else None,
+        "last_day": days[-1] if days else None,
+    }
+
+
+def machine() -> dict:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "?",
+    )
+    mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    import duckdb
+    import pgserver
+
+    try:
+        pg = pgserver.version()
+    except Exception as exc:  # the report still runs without PostgreSQL (--skip-postgres)
+        pg = f"not found ({exc})"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "postgres": pg,
+        "kernel": platform.release(),
+    }
+
+
+def _dagster_home(workdir: Path, name: str) -> str:
+    home = workdir / name
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return str(home)
+
+
+def _row(name: str, wall: float, rows: int, rss: float | None, note: str = "") -> str:
+    rss_text = f"{rss:9,.0f}" if rss is not None else f"{'-':>9}"
+    return f"  {name:<44}{wall:9.2f}{rows / wall if wall else 0:12,.0f}{rss_text}  {note}"
+
+
+def report(r: dict) -> str:
+    lake, out = r["lake"], []
+    rows = lake["events"] + lake["songs"]
+    out.append(
+        f"lake {r['lake_path']}: {lake['events']:,} events in {lake['log_files']} daily files "
+        f"({lake['log_mib']:,.0f} MiB), {lake['songs']:,} song files ({lake['song_mib']:,.0f} MiB)"
+    )
+    m = r["machine"]
+    out.append(
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load average at start "
+        f"{m['load_average_at_start'][0]:.2f}; Python {m['python']}, DuckDB {m['duckdb']}, {m['postgres']}"
+    )
+    out.append(f"\n  {'measurement':<44}{'wall s':>9}{'rows/s':>12}{'peak MiB':>9}")
+    f = r["floor"]
+    floor_s = f["logs_seconds"] + f["songs_seconds"]
+    out.append(_row("floor: DuckDB read_json CTAS of the logs", f["logs_seconds"], f["events"], None))
+    out.append(_row("floor: Python open+json.loads of song files", f["songs_seconds"], f["songs"], None))
+    out.append(_row("floor: total (process peak memory)", floor_s, rows, f["peak_rss_mib"]))
+    for key, label in (("duckdb", "sparkify run, DuckDB"), ("postgres", "sparkify run, PostgreSQL")):
+        if key in r:
+            p = r[key]
+            out.append(_row(label + " (whole process)", p["wall_seconds"], rows, p["peak_rss_mib"]))
+            out.append(_row(label + " (run_load only)", p["load_seconds"], rows, None))
+    if "incremental" in r:
+        inc = r["incremental"]
+        out.append(
+            _row(
+                f"one more day ({lake['last_day']}) on the loaded DuckDB",
+                inc["wall_seconds"],
+                0,
+                inc["peak_rss_mib"],
+            )
+        )
+    if "baseline" in r:
+        b = r["baseline"]
+        note = (
+            ""
+            if not b["extrapolated"]
+            else (f"extrapolated from {b['songs_sampled']:,} song files and {b['events_sampled']:,} events")
+        )
+        out.append(
+            _row(
+                "row-by-row psycopg2 INSERTs (classic etl.py)",
+                b["estimated_seconds"],
+                rows,
+                b["peak_rss_mib"],
+                note,
+            )
+        )
+    out.append("")
+    if "duckdb" in r:
+        d = r["duckdb"]
+        out.append(
+            f"ratio DuckDB pipeline / floor: {d['wall_seconds'] / floor_s:.2f} (whole process), "
+            f"{d['load_seconds'] / floor_s:.2f} (run_load only); target <= 2"
+        )
+        songs_step = d["steps"].get("staging_songs")
+        if songs_step:
+            out.append(
+                f"song loader: staging_songs step {songs_step:.2f} s vs plain Python {f['songs_seconds']:.2f} s "
+                f"for {f['songs']:,} files: {songs_step / f['songs_seconds']:.2f}x (target <= 2)"
+            )
+    if "incremental" in r and "duckdb" in r:
+        per_day = r["duckdb"]["load_seconds"] / max(lake["log_files"], 1)
+        out.append(
+            f"one more day: run_load {r['incremental']['load_seconds']:.2f} s vs full load / days "
+            f"{per_day:.2f} s ({r['incremental']['load_seconds'] / per_day:.1f}x one day's share)"
+        )
+    if "baseline" in r and "postgres" in r:
+        out.append(
+            f"ratio row-by-row / PostgreSQL pipeline: {r['baseline']['estimated_seconds'] / r['postgres']['wall_seconds']:.1f}x "
+            "(target >= 50)"
+        )
+    steps = [k for k in ("duckdb", "incremental", "postgres") if k in r]
+    if steps:
+        names = sorted(
+            {s for k in steps for s in r[k]["steps"]}, key=lambda s: -r[steps[0]]["steps"].get(s, 0)
+        )
+        assets = [n for n in names if n in ASSETS]
+        checks = [n for n in names if n not in ASSETS]
+        out.append(f"\n  {'time of each step (s)':<50}" + "".join(f"{k:>14}" for k in steps))
+        for name in assets:
+            out.append(f"  {name:<50}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
+        out.append(
+            f"  {f'{len(checks)} asset check steps, together':<50}"
+            + "".join(f"{sum(r[k]['steps'].get(n, 0) for n in checks):14.2f}" for k in steps)
+        )
+        slowest = sorted(checks, key=lambda n: -r[steps[0]]["steps"].get(n, 0))[:5]
+        for name in slowest:
+            out.append(f"    {name:<48}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
+    return "\n".join(out)
+
+
+def print_profile(path: Path, limit: int) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    print(f"\ncProfile of the DuckDB run (cumulative, sparkify_assets functions, top {limit}):")
+    stats.sort_stats("cumulative").print_stats(r"sparkify_assets", limit)
+    print(f"cProfile of the DuckDB run (own time, top {limit}):")
+    stats.sort_stats("tottime").print_stats(limit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CHILDREN:
+        return child_main(argv)
+    p = argparse.ArgumentParser(
+        description="Benchmark a lake: floor, DuckDB, PostgreSQL, row-by-row baseline."
+    )
+    p.add_argument("--lake", required=True, help="a local lake folder (e.g. from `sparkify generate`)")
+    p.add_argument("--json", help="also write every figure to this JSON file")
+    p.add_argument("--workdir", help="scratch folder (default: a new temporary folder, deleted after)")
+    p.add_argument(
+        "--skip-postgres", action="store_true", help="skip the PostgreSQL pipeline and the baseline"
+    )
+    p.add_argument("--skip-baseline", action="store_true", help="skip the row-by-row baseline")
+    p.add_argument("--skip-incremental", action="store_true", help="skip reloading the last day")
+    p.add_argument(
+        "--baseline-songs", type=int, default=20_000, help="song files the baseline times (default 20,000)"
+    )
+    p.add_argument(
+        "--baseline-events", type=int, default=5_000, help="events the baseline times (default 5,000)"
+    )
+    p.add_argument("--profile", help="also run the DuckDB pipeline under cProfile, saving the stats here")
+    p.add_argument("--profile-lines", type=int, default=30)
+    args = p.parse_args(argv)
+
+    lake = Path(args.lake).resolve()
+    with tempfile.TemporaryDirectory(prefix="sparkify-bench-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        r: dict = {"lake_path": str(lake), "machine": machine(), "lake": lake_stats(lake)}
+        print(f"lake: {r['lake']['events']:,} events, {r['lake']['songs']:,} songs", file=sys.stderr)
+
+        print("1/4 floor", file=sys.stderr)
+        r["floor"] = measure("_floor", work, lake=lake, workdir=work)
+
+        print("2/4 sparkify run on DuckDB", file=sys.stderr)
+        duck = f"duckdb://{work / 'pipeline.duckdb'}"
+        home = {"DAGSTER_HOME": _dagster_home(work, "dagster-duckdb")}
+        r["duckdb"] = measure("_pipeline", work, env=home, lake=lake, warehouse=duck)
+        if not args.skip_incremental and r["lake"]["last_day"]:
+            day = r["lake"]["last_day"]
+            r["incremental"] = measure(
+                "_pipeline", work, env=home, lake=lake, warehouse=duck, start=day, end=day
+            )
+
+        if not args.skip_postgres:
+            import pgserver
+
+            with pgserver.throwaway_server() as server:
+                print("3/4 sparkify run on PostgreSQL", file=sys.stderr)
+                url = pgserver.create_database(server, "pipeline")
+                home = {"DAGSTER_HOME": _dagster_home(work, "dagster-postgres")}
+                r["postgres"] = measure("_pipeline", work, env=home, lake=lake, warehouse=url)
+                if not args.skip_baseline:
+                    print("4/4 row-by-row baseline", file=sys.stderr)
+                    url = pgserver.create_database(server, "baseline")
+                    b = measure(
+                        "_baseline",
+                        work,
+                        lake=lake,
+                        warehouse=url,
+                        max_songs=args.baseline_songs,
+                        max_events=args.baseline_events,
+                    )
+                    # Each part scales with its own row count: songs by files, events by lines.
+                    songs_rate = b["songs_sampled"] / b["songs_seconds"] if b["songs_seconds"] else 0
+                    events_rate = b["events_sampled"] / b["events_seconds"] if b["events_seconds"] else 0
+                    b["estimated_seconds"] = (r["lake"]["songs"] / songs_rate if songs_rate else 0) + (
+                        r["lake"]["events"] / events_rate if events_rate else 0
+                    )
+                    b["extrapolated"] = (
+                        b["songs_sampled"] < r["lake"]["songs"] or b["events_sampled"] < r["lake"]["events"]
+                    )
+                    r["baseline"] = b
+
+        if args.profile:
+            print("profiling the DuckDB pipeline", file=sys.stderr)
+            prof_home = {"DAGSTER_HOME": _dagster_home(work, "dagster-profile")}
+            prof_wh = f"duckdb://{work / 'profile.duckdb'}"
+            measure(
+                "_pipeline", work, env=prof_home, profile=Path(args.profile), lake=lake, warehouse=prof_wh
+            )
+
+        print(report(r))
+        if args.profile:
+            print_profile(Path(args.profile), args.profile_lines)
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
