@@ -556,6 +556,8 @@ def down(
         if cluster.get("ClusterStatus") != "deleting":
             kwargs: dict[str, Any] = {"ClusterIdentifier": identifier}
             if final_snapshot:
+                # AWS's default is False already; moto needs it said to take the snapshot.
+                kwargs["SkipFinalClusterSnapshot"] = False
                 kwargs["FinalClusterSnapshotIdentifier"] = final_snapshot
             else:
                 kwargs["SkipFinalClusterSnapshot"] = True
