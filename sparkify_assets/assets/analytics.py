@@ -273,14 +273,16 @@ def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list
         "dagster/row_count": len(rows),
         "dagster/table_name": analysis.table.name,
         "answer": MetadataValue.text(analysis.headline(records)),
-        "result": MetadataValue.md(f"**{analysis.question}**\n\n{markdown_table(columns, shown)}"),
     }
     chart = analysis.chart
     if chart and records:
         labels = [chart.label(r[chart.label_column]) for r in records]
         values = [float(r[chart.value_column]) for r in records]
         svg = bar_chart_svg(labels, values, chart.title, chart.label_every)
+        # Before the result table, so its "[Show Markdown]" link is on screen without scrolling:
+        # the UI shows Markdown over 1,000 characters in a dialog, and a chart is always longer.
         meta["chart"] = MetadataValue.md(markdown_image(svg, chart.title))
+    meta["result"] = MetadataValue.md(f"**{analysis.question}**\n\n{markdown_table(columns, shown)}")
     return meta
 
 
