@@ -37,13 +37,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from sparkify_assets.definitions import defs
-    from sparkify_assets.runner import failures, lake_range, run_load
+    from sparkify_assets.runner import failures, lake_range, open_resource, run_load
 
     lake_first, lake_last = lake_range(defs)
     first = date.fromisoformat(args.start) if args.start else lake_first
     last = date.fromisoformat(args.end) if args.end else lake_last
     print(
-        f"lake: {defs.resources['lake'].open().url} (logs from {lake_first} to {lake_last}); loading {first} to {last}"
+        f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); loading {first} to {last}"
     )
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     result = run_load(defs, first, last, instance)
@@ -51,14 +51,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     if not result.success:
         return 1
-    print_counts(defs.resources["warehouse"].open())
+    print_counts(open_resource(defs, "warehouse"))
     return 0
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
     from sparkify_assets.definitions import defs
+    from sparkify_assets.runner import open_resource
 
-    print_counts(defs.resources["warehouse"].open())
+    print_counts(open_resource(defs, "warehouse"))
     return 0
 
 

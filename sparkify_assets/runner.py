@@ -13,9 +13,15 @@ from sparkify_assets.resources.lake import LakeError
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def open_resource(defs: Definitions, key: str):
+    """Open the warehouse or lake of `defs` outside a run, resolving its EnvVars as a run would."""
+    with defs.resources[key].process_config_and_initialize_cm() as resource:
+        return resource.open()
+
+
 def lake_range(defs: Definitions) -> tuple[date, date]:
     """First and last day that have a log file in the lake."""
-    lake = defs.resources["lake"].open()
+    lake = open_resource(defs, "lake")
     days = lake.days()
     if not days:
         lake.check()
