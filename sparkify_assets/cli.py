@@ -17,9 +17,11 @@ from sparkify_assets.tables import ALL_TABLES
 
 
 def table_counts(warehouse) -> list[tuple[str, int | None]]:
+    from sparkify_assets.assets.analytics import ANALYTICS_TABLES
+
     counts = []
     with warehouse.transaction() as tx:
-        for table in ALL_TABLES:
+        for table in (*ALL_TABLES, *ANALYTICS_TABLES):
             tx.ensure(table)
             counts.append((table.name, tx.scalar(f"SELECT COUNT(*) FROM {table.name}")))
     return counts
@@ -28,7 +30,7 @@ def table_counts(warehouse) -> list[tuple[str, int | None]]:
 def print_counts(warehouse) -> None:
     print(f"warehouse: {warehouse.describe()}")
     for name, count in table_counts(warehouse):
-        print(f"  {name:<16}{count:>12,}")
+        print(f"  {name:<30}{count:>12,}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

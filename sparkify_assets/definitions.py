@@ -22,8 +22,8 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
     """Definitions for one warehouse and lake; `defs` below reads them from the environment."""
     load_warehouse = define_asset_job(
         LOAD_JOB,
-        selection=AssetSelection.assets(*CORE_ASSETS),
-        description="Stage the lake and build the star schema (every asset, with its checks).",
+        selection=AssetSelection.assets(*CORE_ASSETS, *ANALYTICS_ASSETS),
+        description="Stage the lake, build the star schema and the analytics tables (every asset, with its checks).",
     )
     return Definitions(
         assets=[*CORE_ASSETS, *ANALYTICS_ASSETS],

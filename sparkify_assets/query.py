@@ -19,27 +19,17 @@ from sparkify_assets.resources.warehouse import (
     PostgresWarehouse,
     Warehouse,
     WarehouseError,
-    open_warehouse,
 )
 
 MAX_CELL = 60
 
 
 def configured_warehouse() -> Warehouse:
-    """The warehouse of the code location's Definitions, with its EnvVars resolved.
-
-    The resource holds `EnvVar`s so the UI shows variable names; outside a run we read them here.
-    """
-    from dagster import EnvVar
-
+    """The warehouse of the code location's Definitions, with its EnvVars resolved."""
     from sparkify_assets.definitions import defs
+    from sparkify_assets.runner import open_resource
 
-    resource = defs.resources["warehouse"]
-
-    def value(v):
-        return v.get_value() if isinstance(v, EnvVar) else v
-
-    return open_warehouse(value(resource.url), value(resource.password), value(resource.sslmode))
+    return open_resource(defs, "warehouse")
 
 
 def run_sql(warehouse: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
