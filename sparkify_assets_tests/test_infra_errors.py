@@ -518,3 +518,25 @@ def test_importing_needs_no_credentials_or_network(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['aws_ec2', 'aws_iam', 'aws_redshift', 'redshift_cluster']"
+
+
+def test_the_committed_dwh_cfg_example_reads_as_documented(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "dwh.cfg.example"
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"SPARKIFY_DWH_CFG": str(example)})
+    assert (settings.cluster_identifier, settings.cluster_type, settings.num_nodes, settings.node_type) == (
+        "sparkify",
+        "single-node",
+        1,
+        "dc2.large",
+    )
+    assert (settings.db_name, settings.db_user, settings.port, settings.region) == (
+        "sparkify",
+        "sparkify",
+        5439,
+        "us-west-2",
+    )
+    assert (settings.role_name, settings.buckets) == ("sparkify-redshift-lake-read", ("udacity-dend",))
+    assert settings.db_password is None  # the example holds no secret
