@@ -45,19 +45,23 @@ DELETED = "deleted"
 # Listing song_data/ reads the whole catalog (song keys are not dated), so look less often.
 SONG_INTERVAL_SECONDS = 300
 
+CORE_ASSETS = ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
 EVENT_ASSETS = ["staging_events", "songplays", "users", "time"]
 SONG_ASSETS = ["staging_songs", "songs", "artists", "songplays", "time"]
 SONG_ONLY_ASSETS = ["staging_songs", "songs", "artists"]
+# Every sensor run carries this tag; a run-queue limit of 1 on it (dagster.yaml) runs them one
+# after another, in the order the sensors asked for them (docs/sensors.md).
+LAKE_UPDATE_TAG = "sparkify/lake_update"
 
-sparkify_events_job = define_asset_job(
-    "sparkify_events",
-    selection=AssetSelection.assets(*EVENT_ASSETS),
-    description="Reload log days (staging_events, songplays) and rebuild users and time.",
-)
-sparkify_songs_job = define_asset_job(
-    "sparkify_songs",
-    selection=AssetSelection.assets(*SONG_ASSETS),
-    description="Restage the song catalog, rebuild songs and artists, and re-match every day's songplays.",
+# One job for both sensors: each request selects the assets it needs (a day's events, the
+# catalog, or everything on a first evaluation).
+sparkify_lake_updates = define_asset_job(
+    "sparkify_lake_updates",
+    selection=AssetSelection.assets(*CORE_ASSETS),
+    description=(
+        "Runs asked for by the lake sensors: a day's events (staging_events, songplays, users, time), "
+        "the song catalog (staging_songs, songs, artists, and songplays re-matched), or everything."
+    ),
 )
 
 
@@ -175,14 +179,23 @@ def plan_log_runs(
 
 def _day_request(day: date, version: str, revision: int, reason: str, key: str) -> RunRequest:
     run_key = f"{day.isoformat()}:{version}" + (f":r{revision}" if revision else "")
-    tags = {"sparkify/reason": reason}
+    tags = {LAKE_UPDATE_TAG: "log", "sparkify/reason": reason}
     if key:
         tags["sparkify/log_key"] = key
-    return RunRequest(run_key=run_key, partition_key=day.isoformat(), tags=tags)
+    return RunRequest(
+        run_key=run_key,
+        partition_key=day.isoformat(),
+        tags=tags,
+        asset_selection=[AssetKey(a) for a in EVENT_ASSETS],
+    )
 
 
 def _bootstrap(lake: Lake, first_day: date, last_day: date, lookback_days: int) -> LogTick:
-    """No cursor yet: load every day of the lake in one run (as `sparkify run` does)."""
+    """No cursor yet: one run loads everything, every day and the catalog (as `sparkify run` does).
+
+    Staging the catalog in the same run means its songplays are matched against it, whatever
+    order the song sensor's first run takes.
+    """
     listed = lake.log_files()
     files = [f for f in listed if first_day <= f.day <= last_day]
     if not files:
@@ -191,18 +204,20 @@ def _bootstrap(lake: Lake, first_day: date, last_day: date, lookback_days: int) 
     window = last - timedelta(days=lookback_days)
     cursor = LogCursor(last, {f.day: (f.version, 0) for f in files if f.day >= window})
     run_key = f"all:{first}..{last}:{fingerprint(files)[:16]}"
-    tags = {**range_tags(first, last), "sparkify/reason": "first evaluation"}
+    tags = {**range_tags(first, last), LAKE_UPDATE_TAG: "all", "sparkify/reason": "first evaluation"}
     request = RunRequest(run_key=run_key, tags=tags)
-    return LogTick([request], cursor, len(listed), f"First evaluation: one run loads {first} to {last}")
+    return LogTick(
+        [request], cursor, len(listed), f"First evaluation: one run loads everything, {first} to {last}"
+    )
 
 
 @sensor(
-    job=sparkify_events_job,
+    job=sparkify_lake_updates,
     minimum_interval_seconds=LOG_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches log_data/ for new, late, changed or deleted daily files and reloads exactly those "
-        f"days (look-back {LOOKBACK_DAYS} days); the first evaluation loads every day in one run."
+        f"days (look-back {LOOKBACK_DAYS} days); the first evaluation loads everything in one run."
     ),
 )
 def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
@@ -244,8 +259,14 @@ class SongTick:
     message: str
 
 
-def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date) -> SongTick:
-    """One run when the catalog's fingerprint changed: restage songs and re-match every day's plays."""
+def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date, staged_days: set[date]) -> SongTick:
+    """One run when the catalog's fingerprint changed: restage songs and re-match songplays.
+
+    The plays re-matched are those of every day already staged (`staged_days`, from Dagster's
+    record) or in the lake (a day run asked for earlier may still be waiting), so whichever day
+    runs come before or after this run, every play ends up matched against the new catalog.
+    With nothing staged yet, songplays is left alone: the first load builds it.
+    """
     cursor = SongCursor.parse(raw_cursor)
     files = lake.song_files()
     if not files:
@@ -254,24 +275,29 @@ def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date) -> SongTic
     if digest == cursor.digest:
         return SongTick(None, cursor, f"The song catalog is unchanged ({len(files)} files)")
     first_day = date.fromisoformat(FIRST_DAY)
-    days = [d for d in lake.days() if first_day <= d <= last_day]
     run_key = f"songs:{digest[:16]}:{cursor.runs + 1}"
-    tags = {"sparkify/reason": f"song catalog changed ({len(files)} files)"}
+    tags = {LAKE_UPDATE_TAG: "songs", "sparkify/reason": f"song catalog changed ({len(files)} files)"}
+    days = (
+        sorted(d for d in staged_days | set(lake.days()) if first_day <= d <= last_day) if staged_days else []
+    )
     if days:
-        # Plays of any day may match the new songs: rebuild songplays over the lake's whole range.
-        request = RunRequest(run_key=run_key, tags={**tags, **range_tags(days[0], days[-1])})
-        scope = f"and songplays {days[0]} to {days[-1]}"
+        request = RunRequest(
+            run_key=run_key,
+            tags={**tags, **range_tags(days[0], days[-1])},
+            asset_selection=[AssetKey(a) for a in SONG_ASSETS],
+        )
+        scope = f"and re-matches songplays {days[0]} to {days[-1]}"
     else:
         request = RunRequest(
             run_key=run_key, tags=tags, asset_selection=[AssetKey(a) for a in SONG_ONLY_ASSETS]
         )
-        scope = "(no log days yet)"
+        scope = "(no day staged yet)"
     message = f"The song catalog changed ({len(files)} files): one run restages it {scope}"
     return SongTick(request, SongCursor(digest, cursor.runs + 1), message)
 
 
 @sensor(
-    job=sparkify_songs_job,
+    job=sparkify_lake_updates,
     minimum_interval_seconds=SONG_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
@@ -280,7 +306,10 @@ def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date) -> SongTic
     ),
 )
 def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
-    tick = plan_song_run(lake.open(), context.cursor, last_partition_day())
+    staged = context.instance.get_materialized_partitions(AssetKey("staging_events"))
+    tick = plan_song_run(
+        lake.open(), context.cursor, last_partition_day(), {date.fromisoformat(k) for k in staged}
+    )
     context.log.info(tick.message)
     if tick.run_request:
         return SensorResult(run_requests=[tick.run_request], cursor=tick.cursor.to_json())
@@ -288,4 +317,4 @@ def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -
 
 
 SENSORS = [sparkify_log_sensor, sparkify_song_sensor]
-SENSOR_JOBS = [sparkify_events_job, sparkify_songs_job]
+SENSOR_JOBS = [sparkify_lake_updates]

@@ -148,16 +148,24 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     defs = make_defs(warehouse, lake.url)
     instance = DagsterInstance.ephemeral()
 
-    # First evaluations: one run loads the ten days, one run stages the catalog.
+    # First evaluations: one run loads everything (ten days and the catalog); the song sensor,
+    # seeing no day staged yet, restages the catalog without touching songplays.
     logs = evaluate(defs, sparkify_log_sensor, instance, None)
-    assert [(r.partition_key, r.tags["dagster/asset_partition_range_start"]) for r in logs.run_requests] == [
-        (None, "2018-11-01")
-    ]
-    assert logs.run_requests[0].tags["dagster/asset_partition_range_end"] == "2018-11-10"
+    (first,) = logs.run_requests
+    assert first.partition_key is None and first.asset_selection is None
+    assert first.tags["dagster/asset_partition_range_start"] == "2018-11-01"
+    assert first.tags["dagster/asset_partition_range_end"] == "2018-11-10"
     songs = evaluate(defs, sparkify_song_sensor, instance, None)
-    assert len(songs.run_requests) == 1
-    execute(defs, sparkify_log_sensor, instance, logs.run_requests[0])
-    execute(defs, sparkify_song_sensor, instance, songs.run_requests[0])
+    (first_songs,) = songs.run_requests
+    assert sorted(k.to_user_string() for k in first_songs.asset_selection) == [
+        "artists",
+        "songs",
+        "staging_songs",
+    ]
+    done = execute(defs, sparkify_log_sensor, instance, first)
+    assert {asset for asset, _ in done} == set(CORE_TABLES)
+    assert {p for asset, p in done if asset == "staging_events"} == {f"2018-11-{d:02d}" for d in range(1, 11)}
+    execute(defs, sparkify_song_sensor, instance, first_songs)
     assert count(warehouse, "staging_events") == sum(SAMPLE_EVENTS[d] for d in range(1, 11)) == 1882
     assert count(warehouse, "staging_songs") == 71
 
@@ -174,8 +182,10 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     ]
     songs2 = evaluate(defs, sparkify_song_sensor, instance, songs.cursor)
     assert len(songs2.run_requests) == 1
+    # Plays of every staged day, and of day 11 whose run may come first, are re-matched.
     assert songs2.run_requests[0].tags["dagster/asset_partition_range_start"] == "2018-11-01"
     assert songs2.run_requests[0].tags["dagster/asset_partition_range_end"] == "2018-11-11"
+    assert "songplays" in {k.to_user_string() for k in songs2.run_requests[0].asset_selection}
 
     # A day's run reloads that partition and rebuilds the dimensions built from every day.
     for request in logs2.run_requests:
@@ -212,13 +222,7 @@ def test_a_deleted_day_is_reloaded_empty(tmp_path):
     defs = make_defs(warehouse, lake.url)
     instance = DagsterInstance.ephemeral()
     first = evaluate(defs, sparkify_log_sensor, instance, None)
-    execute(defs, sparkify_log_sensor, instance, first.run_requests[0])
-    execute(
-        defs,
-        sparkify_song_sensor,
-        instance,
-        evaluate(defs, sparkify_song_sensor, instance, None).run_requests[0],
-    )
+    execute(defs, sparkify_log_sensor, instance, first.run_requests[0])  # loads the catalog too
 
     lake.delete(log_key(4))
     second = evaluate(defs, sparkify_log_sensor, instance, first.cursor)
@@ -238,8 +242,8 @@ def test_sensors_read_only_the_lake_and_run_by_default():
         assert sensor_def.default_status == DefaultSensorStatus.RUNNING
         assert 30 <= sensor_def.minimum_interval_seconds <= 600
     defs = make_defs("duckdb:///nowhere/never-opened.duckdb")
-    assert defs.resolve_sensor_def("sparkify_log_sensor").job_name == "sparkify_events"
-    assert defs.resolve_sensor_def("sparkify_song_sensor").job_name == "sparkify_songs"
+    assert defs.resolve_sensor_def("sparkify_log_sensor").job_name == "sparkify_lake_updates"
+    assert defs.resolve_sensor_def("sparkify_song_sensor").job_name == "sparkify_lake_updates"
     assert not Path("/nowhere/never-opened.duckdb").exists()
 
 

@@ -81,22 +81,33 @@ def test_days_outside_the_partitions_wait(tmp_path):
 
 def test_song_sensor_runs_once_per_catalog_change(tmp_path):
     write(tmp_path, key(1))
+    write(tmp_path, key(2))
     write(tmp_path, "song_data/A/A/A/TRA.json", b'{"song_id": "S1"}')
     lake = LocalLake(tmp_path)
-    first = plan_song_run(lake, None, TODAY)
-    assert first.run_request is not None
-    assert plan_song_run(lake, first.cursor.to_json(), TODAY).run_request is None
+    # Nothing staged yet: restage the catalog only (the first load builds songplays).
+    first = plan_song_run(lake, None, TODAY, set())
+    assert sorted(k.to_user_string() for k in first.run_request.asset_selection) == [
+        "artists",
+        "songs",
+        "staging_songs",
+    ]
+    assert plan_song_run(lake, first.cursor.to_json(), TODAY, {date(2018, 11, 1)}).run_request is None
     write(tmp_path, "song_data/B/B/B/TRB.json", b'{"song_id": "S2"}')
-    second = plan_song_run(lake, first.cursor.to_json(), TODAY)
-    assert second.run_request is not None and second.run_request.run_key != first.run_request.run_key
-    assert second.run_request.tags["dagster/asset_partition_range_end"] == "2018-11-01"
+    second = plan_song_run(lake, first.cursor.to_json(), TODAY, {date(2018, 11, 1)})
+    assert second.run_request.run_key != first.run_request.run_key
+    # Day 1 is staged and day 2 is in the lake (its run may be waiting): both are re-matched.
+    assert second.run_request.tags["dagster/asset_partition_range_start"] == "2018-11-01"
+    assert second.run_request.tags["dagster/asset_partition_range_end"] == "2018-11-02"
+    assert "songplays" in {k.to_user_string() for k in second.run_request.asset_selection}
 
 
-@pytest.mark.parametrize("plan", [plan_log_runs, plan_song_run])
-def test_a_cursor_typed_by_hand_is_refused_with_the_fix(tmp_path, plan):
+def test_a_cursor_typed_by_hand_is_refused_with_the_fix(tmp_path):
     write(tmp_path, key(1))
-    with pytest.raises(SensorCursorError, match=r"not written by this sensor: reset it in the UI"):
-        plan(LocalLake(tmp_path), "2018-11-05", TODAY)
+    lake = LocalLake(tmp_path)
+    with pytest.raises(SensorCursorError, match=r"sparkify_log_sensor > Reset cursor"):
+        plan_log_runs(lake, "2018-11-05", TODAY)
+    with pytest.raises(SensorCursorError, match=r"sparkify_song_sensor > Reset cursor"):
+        plan_song_run(lake, '{"digest": 1}', TODAY, set())
 
 
 def test_listing_since_a_day_crosses_months_and_years_and_skips_other_keys(tmp_path):
