@@ -540,3 +540,18 @@ def test_the_committed_dwh_cfg_example_reads_as_documented(tmp_path, monkeypatch
     )
     assert (settings.role_name, settings.buckets) == ("sparkify-redshift-lake-read", ("udacity-dend",))
     assert settings.db_password is None  # the example holds no secret
+
+
+def test_down_on_nothing_in_a_region_without_a_default_vpc(tmp_path):
+    # moto gives every region a default VPC; accounts without one exist, so the Stubber plays it.
+    clients, stubs = stubbed_clients()
+    stubs["redshift"].add_client_error(
+        "describe_clusters",
+        service_error_code="ClusterNotFound",
+        service_message="Cluster sparkify not found.",
+    )
+    stubs["iam"].add_client_error("get_role", service_error_code="NoSuchEntity", service_message="no role")
+    stubs["ec2"].add_response("describe_vpcs", {"Vpcs": []})
+    lines: list[str] = []
+    assert ops.down(clients, settings_for_stubs(tmp_path), report=lines.append, interval=0) == []
+    assert lines[-1] == "Nothing to tear down: no cluster sparkify, no role sparkify-role, no ingress rule."
