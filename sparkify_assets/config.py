@@ -1,7 +1,11 @@
-"""Configuration from the environment (DESIGN.md section 3), read once where Definitions are built.
+"""Configuration (DESIGN.md section 3), read once where Definitions are built.
 
-Secrets stay in the environment: the resources receive `EnvVar`s, so the Dagster UI shows the
-variable's name, never its value.
+Each setting comes from, in order: its environment variable; the Redshift cluster that
+`sparkify infra up` saved (.sparkify/redshift.json); a seed-style dwh.cfg (SPARKIFY_DWH_CFG or
+./dwh.cfg), so users of the classic scripts keep their file; the embedded default.
+
+Secrets stay out of the Dagster config: passwords reach the resources as `EnvVar`s (the UI shows
+the variable's name, never its value) or are read from dwh.cfg only when a connection is opened.
 """
 
 from __future__ import annotations
@@ -11,38 +15,75 @@ from urllib.parse import urlsplit
 
 from dagster import EnvVar
 
+from sparkify_assets.infra.settings import dwh_cfg_path, read_dwh_cfg, saved_iam_role, saved_warehouse_url
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import DEFAULT_DUCKDB_PATH, WarehouseResource
 
 WAREHOUSE_URL = "SPARKIFY_WAREHOUSE_URL"
-REDSHIFT_IAM_ROLE = "SPARKIFY_REDSHIFT_IAM_ROLE"
-LOG_JSONPATH = "SPARKIFY_LOG_JSONPATH"
 WAREHOUSE_PASSWORD = "SPARKIFY_WAREHOUSE_PASSWORD"
 LAKE_URL = "SPARKIFY_LAKE_URL"
+REDSHIFT_IAM_ROLE = "SPARKIFY_REDSHIFT_IAM_ROLE"
+LOG_JSONPATH = "SPARKIFY_LOG_JSONPATH"
 
 
-def _env_or(name: str, default: str | None):
-    return EnvVar(name) if os.environ.get(name) else default
+def _env(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def _cfg() -> dict[tuple[str, str], str]:
+    return read_dwh_cfg(dwh_cfg_path())
+
+
+def _cfg_warehouse_url(cfg: dict[tuple[str, str], str]) -> str | None:
+    host = cfg.get(("CLUSTER", "HOST"))
+    if not host:
+        return None
+    user = cfg.get(("CLUSTER", "DB_USER"), "sparkify")
+    port = cfg.get(("CLUSTER", "DB_PORT"), "5439")
+    return f"redshift://{user}@{host}:{port}/{cfg.get(('CLUSTER', 'DB_NAME'), 'dev')}"
+
+
+def _cfg_lake_url(cfg: dict[tuple[str, str], str]) -> str | None:
+    """The lake root that holds dwh.cfg's LOG_DATA and SONG_DATA (s3://bucket/log_data -> s3://bucket)."""
+    logs, songs = cfg.get(("S3", "LOG_DATA")), cfg.get(("S3", "SONG_DATA"))
+    if not logs or not songs:
+        return None
+    root, root_songs = logs.rstrip("/").rsplit("/", 1)[0], songs.rstrip("/").rsplit("/", 1)[0]
+    return root if root == root_songs else None
+
+
+def warehouse_url() -> str:
+    """The warehouse URL in force (no password in it unless the user put one there)."""
+    return (
+        os.environ.get(WAREHOUSE_URL)
+        or saved_warehouse_url()
+        or _cfg_warehouse_url(_cfg())
+        or f"duckdb://{DEFAULT_DUCKDB_PATH}"
+    )
 
 
 def warehouse_resource() -> WarehouseResource:
+    cfg = _cfg()
+    path = dwh_cfg_path()
     return WarehouseResource(
-        url=_env_or(WAREHOUSE_URL, f"duckdb://{DEFAULT_DUCKDB_PATH}"),
-        password=_env_or(WAREHOUSE_PASSWORD, None),
-        iam_role=_env_or(REDSHIFT_IAM_ROLE, None),
-        log_jsonpath=_env_or(LOG_JSONPATH, None),
+        url=_env(WAREHOUSE_URL) or warehouse_url(),
+        password=_env(WAREHOUSE_PASSWORD),
+        dwh_cfg=str(path) if path and not os.environ.get(WAREHOUSE_PASSWORD) else None,
+        iam_role=_env(REDSHIFT_IAM_ROLE) or saved_iam_role() or cfg.get(("IAM_ROLE", "ARN")),
+        log_jsonpath=_env(LOG_JSONPATH) or cfg.get(("S3", "LOG_JSONPATH")),
     )
 
 
 def lake_resource() -> LakeResource:
-    return LakeResource(url=_env_or(LAKE_URL, ""))
+    return LakeResource(url=_env(LAKE_URL) or _cfg_lake_url(_cfg()) or "")
 
 
 def warehouse_kind() -> str:
     """The warehouse's kind tag for the UI: duckdb, postgres or redshift."""
-    scheme = urlsplit(os.environ.get(WAREHOUSE_URL, "duckdb://")).scheme.lower()
+    scheme = urlsplit(warehouse_url()).scheme.lower()
     return {"postgresql": "postgres", "postgres": "postgres", "redshift": "redshift"}.get(scheme, "duckdb")
 
 
 def lake_kind() -> str:
-    return "s3" if os.environ.get(LAKE_URL, "").lower().startswith("s3://") else "json"
+    url = os.environ.get(LAKE_URL) or _cfg_lake_url(_cfg()) or ""
+    return "s3" if url.lower().startswith("s3://") else "json"

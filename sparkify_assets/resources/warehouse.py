@@ -388,6 +388,15 @@ class WarehouseResource(ConfigurableResource):
     log_jsonpath: str | None = Field(
         default=None, description="Redshift: s3:// URL of the logs' JSONPaths file; default: next to the data"
     )
+    dwh_cfg: str | None = Field(
+        default=None, description="A seed-style dwh.cfg whose [CLUSTER] DB_PASSWORD is read when connecting"
+    )
 
     def open(self) -> Warehouse:
-        return open_warehouse(self.url, self.password, self.sslmode)
+        password = self.password
+        if password is None and self.dwh_cfg:
+            from sparkify_assets.infra.settings import read_dwh_cfg
+
+            # Read at connection time, so the password never enters the run's config.
+            password = read_dwh_cfg(self.dwh_cfg).get(("CLUSTER", "DB_PASSWORD"))
+        return open_warehouse(self.url, password, self.sslmode)
