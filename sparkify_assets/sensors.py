@@ -1,19 +1,20 @@
 """Sensors that follow the lake: new or changed daily log files, and changes to the song catalog.
 
 `sparkify_log_sensor` lists `log_data/` from a few days before the last day it has seen (one S3
-list call per 1,000 new keys, whatever the size of the bucket) and asks for one run per new,
+list call per 1,000 keys returned, whatever the size of the bucket) and asks for one run per new,
 late, changed or deleted day. Each run reloads that day's `staging_events` and `songplays`
 partitions and rebuilds `users` and `time`, which are built from every day. Its cursor is JSON:
-the last day seen and the file version of each day in the look-back window.
+the last day seen and the file version of each day in the look-back window. Its first
+evaluation asks for one run that loads everything, as `sparkify run` does.
 
 `sparkify_song_sensor` fingerprints `song_data/` (keys and versions) and, when it changes, asks
-for one run that restages the catalog, rebuilds `songs` and `artists`, and rebuilds `songplays`
-over every day of the lake: a new song can match plays of any earlier day, and rebuilding the
-fact from staging is SQL inside the warehouse (no lake reads), so the tables always equal a
-clean full load.
+for one run that restages the catalog, rebuilds `songs` and `artists`, and re-matches `songplays`
+over every staged day: a new song can match plays of any earlier day, and rebuilding the fact
+from staging is SQL inside the warehouse (no lake reads), so the tables equal a clean full load.
 
-Neither sensor touches the warehouse: they read the lake only, so they never hold DuckDB's lock.
-"""
+Both ask for runs of one job, `sparkify_lake_updates`, each selecting the assets it needs.
+Neither touches the warehouse: they read the lake only, so they never hold DuckDB's lock.
+See docs/sensors.md."""
 
 import hashlib
 import json
