@@ -130,12 +130,13 @@ def measure(mode: str, scratch: Path, env: dict | None = None, profile: Path | N
 def lake_stats(lake: Path) -> dict:
     """Events (lines), log files and song files of a local lake, read once (warming the cache
     for every measurement alike)."""
-    events = log_files = log_bytes = 0
+    events = log_files = log_bytes = day_events = 0
     for path in sorted((lake / "log_data").glob("*/*/*-events.json")):
         data = path.read_bytes()
         log_files += 1
         log_bytes += len(data)
-        events += sum(1 for line in data.split(b"\n") if line.strip())
+        day_events = sum(1 for line in data.split(b"\n") if line.strip())
+        events += day_events
     songs = song_bytes = 0
     days = sorted(p.name[:10] for p in (lake / "log_data").glob("*/*/*-events.json"))
     for dirpath, _dirs, names in os.walk(lake / "song_data"):
@@ -149,6 +150,7 @@ def lake_stats(lake: Path) -> dict:
         "log_mib": log_bytes / 2**20,
         "songs": songs,
         "song_mib": song_bytes / 2**20,
+        "last_day_events": day_events,
         "first_day": days[0] if days else None,
         "last_day": days[-1] if days else None,
     }
@@ -220,7 +222,7 @@ def report(r: dict) -> str:
             _row(
                 f"one more day ({lake['last_day']}) on the loaded DuckDB",
                 inc["wall_seconds"],
-                0,
+                lake["last_day_events"],
                 inc["peak_rss_mib"],
             )
         )
@@ -275,7 +277,7 @@ def report(r: dict) -> str:
         for name in assets:
             out.append(f"  {name:<50}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
         out.append(
-            f"  {f'{len(checks)} asset check steps, together':<50}"
+            f"  {f'{len(checks)} other steps (checks, analytics)':<50}"
             + "".join(f"{sum(r[k]['steps'].get(n, 0) for n in checks):14.2f}" for k in steps)
         )
         slowest = sorted(checks, key=lambda n: -r[steps[0]]["steps"].get(n, 0))[:5]
