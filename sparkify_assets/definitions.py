@@ -12,7 +12,7 @@ from sparkify_assets.checks import build_checks
 from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
-from sparkify_assets.sensors import SENSORS
+from sparkify_assets.sensors import SENSOR_JOBS, SENSORS
 
 CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
 LOAD_JOB = "load_warehouse"
@@ -28,7 +28,7 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
     return Definitions(
         assets=[*CORE_ASSETS, *ANALYTICS_ASSETS],
         asset_checks=[*build_checks(), *ANALYTICS_CHECKS],
-        jobs=[load_warehouse, *INFRA_JOBS],
+        jobs=[load_warehouse, *SENSOR_JOBS, *INFRA_JOBS],
         sensors=SENSORS,
         resources={"warehouse": warehouse, "lake": lake, **INFRA_RESOURCES},
         # DuckDB allows one writer: steps run one after another in the run's process.
