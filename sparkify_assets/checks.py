@@ -3,8 +3,9 @@
 - `unique_<key>` and `not_null_<key>` for every primary key (blocking: a duplicate key would be
   copied into every table built from this one),
 - `has_rows` for every staging and star table (blocking),
-- `relationships_<column>__<table>` for every declared reference (not blocking: the referenced
-  dimension is built after the fact, so the check runs once it exists),
+- `relationships_<column>__<table>` for every declared reference (not blocking), on the
+  referencing table; `covers_<table>_<column>` on the referenced table instead when that table
+  is built from the referencing one (time covers every songplays.start_time),
 - `reconcile_records` for each staging table: raw records read = rows staged + rows rejected,
   file by file (blocking),
 - `reconcile_nextsong_events` for songplays: each day's plays equal the NextSong events staged
@@ -156,14 +157,22 @@ def has_rows_check(table: Table) -> AssetChecksDefinition:
 
 
 def relationship_check(table: Table, ref: Reference) -> AssetChecksDefinition:
+    # A check runs after both tables exist: on this table, after the referenced dimension, or on
+    # the referenced table when that one is built from this one (time from songplays).
+    if ref.built_from_here:
+        asset, name, upstream = ref.table, f"covers_{table.name}_{ref.column}", table.name
+    else:
+        asset, name, upstream = table.name, f"relationships_{ref.column}__{ref.table}", ref.table
+
     @asset_check(
-        asset=table.name,
-        name=f"relationships_{ref.column}__{ref.table}",
+        asset=asset,
+        name=name,
         description=f"every non-NULL {table.name}.{ref.column} exists in {ref.table}.{ref.to_column}",
-        additional_deps=[ref.table],
+        additional_deps=[upstream],
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        return _failing(warehouse, relationship_sql(table, ref, _run_filter(context, table, "c.")))
+        where = "TRUE" if ref.built_from_here else _run_filter(context, table, "c.")
+        return _failing(warehouse, relationship_sql(table, ref, where))
 
     return _check
 

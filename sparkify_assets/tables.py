@@ -40,11 +40,16 @@ class Column:
 
 @dataclass(frozen=True)
 class Reference:
-    """`column` of this table must exist in `table.to_column` whenever it is not NULL."""
+    """`column` of this table must exist in `table.to_column` whenever it is not NULL.
+
+    `built_from_here`: the referenced table is built from this one (time from songplays), so
+    its check belongs to the referenced asset and runs after it, not before.
+    """
 
     column: str
     table: str
     to_column: str
+    built_from_here: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ SONGPLAYS = Table(
     primary_key=("songplay_id",),
     references=(
         Reference("user_id", "users", "user_id"),
-        Reference("start_time", "time", "start_time"),
+        Reference("start_time", "time", "start_time", built_from_here=True),
         Reference("song_id", "songs", "song_id"),
         Reference("artist_id", "artists", "artist_id"),
     ),

@@ -42,7 +42,7 @@ def test_every_check_ran_and_passed(loaded):
     for name in (
         "songplays:unique_songplay_id",
         "songplays:relationships_user_id__users",
-        "songplays:relationships_start_time__time",
+        "time:covers_songplays_start_time",
         "songplays:relationships_song_id__songs",
         "songplays:relationships_artist_id__artists",
         "songplays:reconcile_nextsong_events",

@@ -39,7 +39,6 @@ SONGPLAYS_CHECKS = {
     "not_null_songplay_id",
     "has_rows",
     "relationships_user_id__users",
-    "relationships_start_time__time",
     "relationships_song_id__songs",
     "relationships_artist_id__artists",
     "reconcile_nextsong_events",

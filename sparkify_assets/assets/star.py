@@ -49,7 +49,11 @@ def _star_asset(table: Table, deps: list[str], **kwargs):
     )
 
 
-@_star_asset(SONGPLAYS, ["staging_events", "staging_songs"], partitions_def=DAILY)
+# The fact waits for the dimensions it references, so its reference checks, run right after it,
+# always see them built (the UI's backfill runs one dependency level after another).
+@_star_asset(
+    SONGPLAYS, ["staging_events", "staging_songs", "users", "songs", "artists"], partitions_def=DAILY
+)
 def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_dates(context)
     where = date_filter("source_date", first, last)
@@ -75,7 +79,7 @@ def users(context: AssetExecutionContext, warehouse: WarehouseResource) -> Mater
     return rebuild_dimension(context, warehouse, USERS)
 
 
-@_star_asset(SONGS, ["staging_songs"])
+@_star_asset(SONGS, ["staging_songs", "artists"])
 def songs(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     return rebuild_dimension(context, warehouse, SONGS)
 
