@@ -120,28 +120,22 @@ def _failing(warehouse: WarehouseResource, sql: str, **meta) -> AssetCheckResult
     return AssetCheckResult(passed=count == 0, metadata=metadata, severity=AssetCheckSeverity.ERROR)
 
 
-def unique_check(table: Table) -> AssetChecksDefinition:
+def key_check(table: Table, rule: str) -> AssetChecksDefinition:
+    """dbt's `unique` or `not_null` on the table's primary key; blocking."""
+    key = ", ".join(table.primary_key)
+    sql, description = {
+        "unique": (unique_sql(table), f"{key} is unique in {table.name}"),
+        "not_null": (not_null_sql(table), f"{key} is never NULL in {table.name}"),
+    }[rule]
+
     @asset_check(
         asset=table.name,
-        name=f"unique_{'_'.join(table.primary_key)}",
-        description=f"{', '.join(table.primary_key)} is unique in {table.name}",
+        name=f"{rule}_{'_'.join(table.primary_key)}",
+        description=description,
         blocking=True,
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        return _failing(warehouse, unique_sql(table))
-
-    return _check
-
-
-def not_null_check(table: Table) -> AssetChecksDefinition:
-    @asset_check(
-        asset=table.name,
-        name=f"not_null_{'_'.join(table.primary_key)}",
-        description=f"{', '.join(table.primary_key)} is never NULL in {table.name}",
-        blocking=True,
-    )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        return _failing(warehouse, not_null_sql(table))
+        return _failing(warehouse, sql)
 
     return _check
 
@@ -221,6 +215,6 @@ def build_checks() -> list[AssetChecksDefinition]:
     for table in (STAGING_EVENTS, STAGING_SONGS):
         checks += [has_rows_check(table), reconcile_records_check(table)]
     for table in STAR_TABLES:
-        checks += [unique_check(table), not_null_check(table), has_rows_check(table)]
+        checks += [key_check(table, "unique"), key_check(table, "not_null"), has_rows_check(table)]
         checks += [relationship_check(table, ref) for ref in table.references]
     return checks
