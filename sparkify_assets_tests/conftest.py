@@ -3,12 +3,7 @@ standalone S3/IAM/Redshift/EC2 server, both on 127.0.0.1 and on ports picked at 
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,76 +11,23 @@ from pathlib import Path
 import pytest
 
 from sparkify_assets.resources.lake import sample_lake_path
+from sparkify_assets_tests.pgserver import create_database, free_port, throwaway_server
 
 SAMPLE = sample_lake_path()
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if not path:
-        raise RuntimeError(
-            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (.ci/run does)."
-        )
-    return path
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    # initdb refuses to run as root; the postgres system user owns the throwaway cluster.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[dict]:
-    """A PostgreSQL server for the whole session: {'host', 'port', 'user'}."""
-    root = Path(tempfile.mkdtemp(prefix="sparkify-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    subprocess.run(
-        _as_postgres(
-            [_pg_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
-    finally:
-        subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    """A PostgreSQL server for the whole session: {'host', 'port', 'user', 'root'}."""
+    with throwaway_server() as server:
+        yield server
 
 
 @pytest.fixture
 def pg_url(pg_server) -> str:
     """A fresh, empty database on the session's server, as a warehouse URL."""
-    import psycopg2
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    con = psycopg2.connect(host=pg_server["host"], port=pg_server["port"], user="postgres", dbname="postgres")
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    con.close()
-    return f"postgresql://postgres@{pg_server['host']}:{pg_server['port']}/{name}?sslmode=disable"
+    return create_database(pg_server)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import json
 import re
-import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from itertools import pairwise
@@ -32,6 +31,7 @@ from sparkify_assets.resources.warehouse import WarehouseResource, open_warehous
 from sparkify_assets.tables import STAGING_EVENTS
 from sparkify_assets_tests.conftest import SAMPLE
 from sparkify_assets_tests.helpers import load, make_defs
+from sparkify_assets_tests.pgserver import create_database
 
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -179,15 +179,7 @@ def duck(tmp_path_factory) -> tuple[str, ExecuteInProcessResult]:
 @pytest.fixture(scope="module")
 def pg_module_url(pg_server) -> str:
     """A database of its own on the session's PostgreSQL server, for this module's tests."""
-    import psycopg2
-
-    name = f"a_{uuid.uuid4().hex[:12]}"
-    con = psycopg2.connect(host=pg_server["host"], port=pg_server["port"], user="postgres", dbname="postgres")
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    con.close()
-    return f"postgresql://postgres@{pg_server['host']}:{pg_server['port']}/{name}?sslmode=disable"
+    return create_database(pg_server)
 
 
 # --- the answers ------------------------------------------------------------------------------
