@@ -22,6 +22,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
+THROTTLING_CODES = ("SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503")
 S3_FETCH_THREADS = 10  # botocore's default connection pool size
 
 
@@ -178,6 +179,13 @@ class S3Lake(Lake):
                 return LakeError(f"The bucket of {self.url} does not exist: check SPARKIFY_LAKE_URL.")
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
                 return LakeError(f"Access to {self.url} was denied ({code}): check the AWS credentials.")
+            if code in THROTTLING_CODES:
+                # botocore's standard retry mode already backed off and retried before giving up.
+                tries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+                return LakeError(
+                    f"S3 kept throttling requests to {self.url} ({code}) through {tries} attempts with "
+                    "backoff: try again later, or lower the request rate."
+                )
             return LakeError(f"S3 error on {self.url}: {code or exc}")
         return LakeError(f"Cannot read {self.url}: {exc}")
 
