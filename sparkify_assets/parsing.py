@@ -10,14 +10,18 @@ camelCase key), so `tables.py` stays the one place that names the fields.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_REJECTS, STAGING_SONGS, Table
 
@@ -150,6 +154,8 @@ def _song_row(obj: dict) -> list:
     return row
 
 
+_REJECT_NAMES = tuple(STAGING_REJECTS.column_names)
+_FILE_NAMES = tuple(STAGING_FILES.column_names)
 _EVENT_TS = [f.column for f in EVENT_FIELDS].index("ts")
 _EVENT_PAGE = [f.column for f in EVENT_FIELDS].index("page")
 _SONG_ID = [f.column for f in SONG_FIELDS].index("song_id")
@@ -166,26 +172,28 @@ class ParsedBatch:
     records_read: int = 0
 
     def __post_init__(self) -> None:
-        self.columns = {c: [] for c in self.table.column_names}
-        self.rejects = {c: [] for c in STAGING_REJECTS.column_names}
-        self.files = {c: [] for c in STAGING_FILES.column_names}
+        # Table.column_names builds a new list on every call: look the names up once per batch.
+        self._names = tuple(self.table.column_names)
+        self.columns = {c: [] for c in self._names}
+        self.rejects = {c: [] for c in _REJECT_NAMES}
+        self.files = {c: [] for c in _FILE_NAMES}
 
     @property
     def rows(self) -> int:
-        return len(self.columns[self.table.column_names[0]])
+        return len(self.columns[self._names[0]])
 
     @property
     def rejected(self) -> int:
         return len(self.rejects["reason"])
 
     def add_row(self, values: list, lineage: list) -> None:
-        for name, value in zip(self.table.column_names, values + lineage, strict=True):
+        for name, value in zip(self._names, values + lineage, strict=True):
             self.columns[name].append(value)
 
     def add_reject(self, key: str, line: int, day: date | None, reason: str, raw: str) -> None:
         raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\\x00")
         for name, value in zip(
-            STAGING_REJECTS.column_names,
+            _REJECT_NAMES,
             (self.table.name, key, line, day, reason, raw[:RAW_TEXT_LIMIT]),
             strict=True,
         ):
@@ -193,8 +201,20 @@ class ParsedBatch:
 
     def add_file(self, key: str, day: date | None, version: str | None, size: int, counts: tuple) -> None:
         read, staged, rejected = (now - before for now, before in zip(self._counts(), counts, strict=True))
+        self.add_file_counts(key, day, version, size, read, staged, rejected)
+
+    def add_file_counts(
+        self,
+        key: str,
+        day: date | None,
+        version: str | None,
+        size: int,
+        read: int,
+        staged: int,
+        rejected: int,
+    ) -> None:
         for name, value in zip(
-            STAGING_FILES.column_names,
+            _FILE_NAMES,
             (self.table.name, key, day, version, size, read, staged, rejected),
             strict=True,
         ):
@@ -276,15 +296,23 @@ def parse_file(
 
 
 def _parse_records(batch: ParsedBatch, key: str, data: bytes, day: date | None) -> None:
-    is_events = batch.table is STAGING_EVENTS
-    make_row = _event_row if is_events else _song_row
-    lineage = [key, None, day] if is_events else [key, None]
     if not data.strip():
         batch.records_read += 1
         batch.add_reject(key, 1, day, "empty file" if not data else "file holds only whitespace", "")
         return
     text, bad_bytes = _decode(data)
+    _parse_text(batch, key, text, bad_bytes, day, 0)
+
+
+def _parse_text(
+    batch: ParsedBatch, key: str, text: str, bad_bytes: bool, day: date | None, offset: int
+) -> None:
+    """The careful path: every record of `text` (which starts on line `offset + 1`) to `batch`."""
+    is_events = batch.table is STAGING_EVENTS
+    make_row = _event_row if is_events else _song_row
+    lineage = [key, None, day] if is_events else [key, None]
     for line, raw, value in _records(text):
+        line += offset
         objects = value if isinstance(value, list) and value else [value]
         for obj in objects:
             batch.records_read += 1
@@ -309,3 +337,414 @@ def parse_files(table: Table, files) -> ParsedBatch:
     for f, data in files:
         parse_file(batch, f.key, data, f.day, f.version)
     return batch
+
+
+# --- The fast path ------------------------------------------------------------------------
+#
+# The careful path above costs ~40 us per event in Python. Almost every line of a real lake is
+# one complete JSON object whose values already have the declared types, so the fast path parses
+# each line with orjson, takes the declared keys with one C call (itemgetter) and validates whole
+# columns at once (type sets, Arrow's range-checked conversion). Anything unusual falls back, so
+# the careful path stays the one definition of what is staged and why a record is rejected:
+# - a line orjson cannot parse, that is not an object, or lacks a key: that line alone goes
+#   through `json.loads` and the careful row checks, when it holds one complete JSON value;
+# - a column check fails for a group of segments: the group is redone line by line carefully;
+# - a line that is not one complete JSON value (pretty-printed objects, several values on one
+#   line, invalid JSON) or bytes that are not UTF-8: the file, from that segment on, goes to
+#   the careful scanner (`_parse_text`), which then sees exactly the text it always saw.
+
+try:
+    import orjson
+
+    _fast_loads = orjson.loads
+except ImportError:  # orjson is optional: the stdlib parser gives the same values, slower
+    _fast_loads = json.loads
+
+# A file is cut into segments of about this size, at line ends, so memory follows the segment
+# and segments can be parsed in parallel.
+SEGMENT_BYTES = 8 * 1024 * 1024
+# Small files (song files) travel in groups: one task per group, not per file.
+TASK_FILES = 2000
+_JSON_WS = " \t\r\n"
+_NO_TYPE = type(None)
+_ALLOWED_TYPES = {"text": {str}, "integer": {int}, "bigint": {int}, "double": {float, int}}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whole lines of one file: `data` starts on line `first_line` of the file."""
+
+    key: str
+    day: date | None
+    data: bytes
+    first_line: int
+    start: int = 0  # byte offset of `data` in the file (after a byte order mark)
+
+
+@dataclass
+class SegmentResult:
+    """What the fast path made of a segment; `ok` False: hand the file from here to the careful path."""
+
+    ok: bool
+    records_read: int = 0
+    rows: int = 0
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything the fast path needs about one staging table, computed once."""
+
+    table: Table
+    fields: tuple[_Field, ...]
+    keys: tuple[str, ...]
+    allowed: tuple[frozenset, ...]
+    arrow_types: tuple[pa.DataType, ...]
+    make_row: object
+
+    def index(self, column: str) -> int:
+        return [f.column for f in self.fields].index(column)
+
+
+def _spec(table: Table, fields: tuple[_Field, ...], make_row) -> _Spec:
+    types = {c.name: c.type for c in table.columns}
+    return _Spec(
+        table=table,
+        fields=fields,
+        keys=tuple(f.key for f in fields),
+        allowed=tuple(
+            frozenset(_ALLOWED_TYPES[types[f.column]] | (set() if f.required else {_NO_TYPE})) for f in fields
+        ),
+        arrow_types=tuple(ARROW_TYPES[types[f.column]] for f in fields),
+        make_row=make_row,
+    )
+
+
+_SPECS = {
+    STAGING_EVENTS.name: _spec(STAGING_EVENTS, EVENT_FIELDS, _event_row),
+    STAGING_SONGS.name: _spec(STAGING_SONGS, SONG_FIELDS, _song_row),
+}
+
+
+def _careful_line(spec: _Spec, text: str, line: int, out: list, lines: list, rejects: list) -> int | None:
+    """One line holding one complete JSON value, as the careful scanner would treat it (it would
+    parse the same value from the same position and end on this line). Returns the records
+    read, or None when the line is not one complete JSON value."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    raw = text.strip(_JSON_WS)
+    objects = value if isinstance(value, list) and value else [value]
+    for obj in objects:
+        try:
+            if not isinstance(obj, dict):
+                raise RejectError(f"not a JSON object but {type(obj).__name__}")
+            row = spec.make_row(obj)
+        except RejectError as exc:
+            rejects.append((line, str(exc), raw))
+        else:
+            out.append(tuple(row))
+            lines.append(line)
+    return len(objects)
+
+
+def _scan(spec: _Spec, seg: Segment, careful: bool, out: list, lines: list) -> SegmentResult:
+    """Append the rows of `seg` to `out` (values in field order) and their line numbers to
+    `lines`; rows are only type-checked later, per column (`_columns`)."""
+    try:
+        seg.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return SegmentResult(ok=False)
+    raw_lines = seg.data.split(b"\n")
+    # Text checks the columns do not make: a NUL (only writable as \u0000) or a value long
+    # enough to exceed Redshift's limit (no longer than its line).
+    careful = careful or b"\\u0000" in seg.data or max(map(len, raw_lines)) > MAX_TEXT_BYTES // 4
+    loads, getter = _fast_loads, itemgetter(*spec.keys)
+    append, line_append = out.append, lines.append
+    result = SegmentResult(ok=True)
+    read = 0
+    for number, raw in enumerate(raw_lines, seg.first_line):
+        if not careful:
+            try:
+                obj = loads(raw)
+            except ValueError:
+                obj = None
+            if type(obj) is dict:
+                try:
+                    values = getter(obj)
+                except KeyError:
+                    pass
+                else:
+                    append(values)
+                    line_append(number)
+                    read += 1
+                    continue
+        if not raw.strip(_JSON_WS.encode()):
+            continue
+        n = _careful_line(spec, raw.decode("utf-8"), number, out, lines, result.rejects)
+        if n is None:
+            return SegmentResult(ok=False)
+        read += n
+    result.records_read = read
+    result.rows = read - len(result.rejects)
+    return result
+
+
+def _columns(spec: _Spec, rows: list[tuple]) -> list[pa.Array] | None:
+    """The rows as Arrow columns, or None if any value needs the careful path: an unexpected
+    type, a NULL in a required field, an integer out of range, or a rule of `_event_row`/`_song_row`."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(spec.fields)
+    arrays = []
+    for f, allowed, arrow_type, values in zip(
+        spec.fields, spec.allowed, spec.arrow_types, columns, strict=True
+    ):
+        if not set(map(type, values)) <= allowed:
+            return None
+        if f.column == "user_id" and "" in values:
+            values = [None if v == "" else v for v in values]
+        if f.column in ("page", "song_id") and "" in values:
+            return None
+        try:
+            arrays.append(pa.array(values, type=arrow_type))
+        except (pa.ArrowInvalid, OverflowError):
+            return None
+    if spec.table is STAGING_EVENTS and rows:
+        low, high = pc.min_max(arrays[_EVENT_TS]).values()
+        if low.as_py() < MIN_TS_MS or high.as_py() > time.time() * 1000 + 86_400_000:
+            return None
+    return arrays
+
+
+def parse_segments(
+    table_name: str, segments: list[Segment], careful: bool = False
+) -> tuple[pa.Table, list[SegmentResult]]:
+    """Parse segments of one staging table into one Arrow table (lineage columns included) and
+    one result per segment. Runs in worker processes: arguments and results are picklable."""
+    # The rows are acyclic tuples of strings and numbers: the cyclic garbage collector would
+    # only re-traverse them, again and again as they pile up (40% of the time, measured).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_segments(table_name, segments, careful)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_segments(
+    table_name: str, segments: list[Segment], careful: bool
+) -> tuple[pa.Table, list[SegmentResult]]:
+    spec = _SPECS[table_name]
+    rows: list[tuple] = []
+    lines: list[int] = []
+    keys: list[str] = []
+    days: list[date | None] = []
+    results = []
+    for seg in segments:
+        before = len(rows)
+        result = _scan(spec, seg, careful, rows, lines)
+        if not result.ok:
+            del rows[before:], lines[before:]
+        keys.extend([seg.key] * (len(rows) - before))
+        days.extend([seg.day] * (len(rows) - before))
+        results.append(result)
+    arrays = _columns(spec, rows)
+    if arrays is None:
+        if careful:
+            raise AssertionError("the careful path produced a row the column checks refuse")
+        return _parse_segments(table_name, segments, careful=True)
+    arrays += [pa.array(keys, pa.string()), pa.array(lines, pa.int32())]
+    if spec.table is STAGING_EVENTS:
+        arrays.append(pa.array(days, pa.date32()))
+    return pa.Table.from_arrays(arrays, names=spec.table.column_names), results
+
+
+def line_cuts(data: bytes, size: int = SEGMENT_BYTES) -> list[tuple[int, int, int]]:
+    """Cut `data` at line ends into pieces of about `size` bytes: (start, end, first line)."""
+    cuts, start, line = [], 0, 1
+    while start < len(data):
+        cut = data.find(b"\n", start + size)
+        end = len(data) if cut < 0 else cut + 1
+        cuts.append((start, end, line))
+        line += data.count(b"\n", start, end)
+        start = end
+    return cuts
+
+
+# --- Streaming a list of files through the fast path, in order -------------------------------
+
+# Parse in worker processes only when there is enough to parse to repay starting them (~2 s).
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+# Arrow row groups are gathered up to this many rows before each insert into the warehouse.
+APPEND_ROWS = 200_000
+
+
+@dataclass
+class _OpenFile:
+    """A file whose segments are being parsed: its bytes stay until its last segment is back."""
+
+    file: object
+    body: bytes
+    size: int
+    segments_left: int
+    read: int = 0
+    staged: int = 0
+    rejected: int = 0
+    handed_over: bool = False
+    empty: bool = False
+
+
+@dataclass
+class _Task:
+    segments: list[Segment]
+    files: list[_OpenFile]
+    future: object
+
+
+class StreamTotals(dict):
+    """Files, records read, rows staged and rows rejected so far."""
+
+    def __init__(self) -> None:
+        super().__init__(files=0, records_read=0, rows_staged=0, rows_rejected=0)
+
+
+def parse_stream(
+    table: Table, files, totals: StreamTotals, pool=None, workers: int = 1
+) -> Iterator[tuple[Table, pa.Table]]:
+    """Parse (LakeFile, bytes) pairs of one staging table and yield (target table, Arrow rows) in
+    file order: the staged rows, then the rejects and file counts. `pool` (an Executor with
+    `workers` processes) parses segments elsewhere; results are consumed in submission order,
+    so the rows and their order are the same with or without it."""
+    side = ParsedBatch(table)  # rejects and file counts, which stay small
+    pending: list[_Task] = []
+    ready: list[pa.Table] = []
+    task = _Task([], [], None)
+    task_bytes = 0
+
+    def submit() -> Iterator[tuple[Table, pa.Table]]:
+        nonlocal task, task_bytes
+        if task.segments:
+            args = (table.name, task.segments, False)
+            task.future = pool.submit(parse_segments, *args) if pool else _Done(parse_segments(*args))
+            pending.append(task)
+            task, task_bytes = _Task([], [], None), 0
+        # Keep every worker busy with one task queued behind it, and no more (memory).
+        while len(pending) > (2 * workers if pool else 0):
+            yield from _finish(table, pending.pop(0), side, ready, totals)
+
+    for f, data in files:
+        totals["files"] += 1
+        day = getattr(f, "day", None)
+        body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+        # Empty or whitespace only: an empty segment keeps its place for the careful path's reject.
+        cuts = (line_cuts(body) if data.strip() else []) or [(0, 0, 1)]
+        empty = not data.strip()
+        state = _OpenFile(f, data if empty else body, len(data), len(cuts), empty=empty)
+        for start, end, first_line in cuts:
+            task.segments.append(Segment(f.key, day, body[start:end], first_line, start))
+            task.files.append(state)
+            task_bytes += end - start
+            if len(task.segments) >= TASK_FILES or task_bytes >= SEGMENT_BYTES:
+                yield from submit()
+    yield from submit()
+    while pending:
+        yield from _finish(table, pending.pop(0), side, ready, totals)
+    yield from _flush(table, ready, force=True)
+    yield STAGING_REJECTS, side.rejects_table()
+    yield STAGING_FILES, side.files_table()
+
+
+class _Done:
+    """A result computed in this process, shaped like a Future."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _finish(table: Table, task: _Task, side: ParsedBatch, ready: list, totals: StreamTotals):
+    rows, results = task.future.result()
+    offset = 0
+    for seg, state, result in zip(task.segments, task.files, results, strict=True):
+        if state.empty:
+            ready.append(rows.slice(0, offset))
+            rows, offset = rows.slice(offset), 0
+            _careful_file(table, state.file, state.body, side, ready, totals)
+            continue
+        if state.handed_over:
+            # The careful path already parsed this file from an earlier segment on.
+            ready.append(rows.slice(0, offset))
+            rows, offset = rows.slice(offset + result.rows), 0
+        elif not result.ok:
+            state.handed_over = True
+            ready.append(rows.slice(0, offset))
+            rows, offset = rows.slice(offset), 0
+            _careful_tail(table, state, seg, side, ready)
+        else:
+            offset += result.rows
+            state.read += result.records_read
+            state.staged += result.rows
+            state.rejected += len(result.rejects)
+            for line, reason, raw in result.rejects:
+                side.add_reject(seg.key, line, seg.day, reason, raw)
+        state.segments_left -= 1
+        if state.segments_left == 0:
+            f = state.file
+            side.add_file_counts(
+                f.key, seg.day, f.version, state.size, state.read, state.staged, state.rejected
+            )
+            totals["records_read"] += state.read
+            totals["rows_staged"] += state.staged
+            totals["rows_rejected"] += state.rejected
+            state.body = b""
+    ready.append(rows)
+    yield from _flush(table, ready)
+
+
+def _careful_tail(table: Table, state: _OpenFile, seg: Segment, side: ParsedBatch, ready: list) -> None:
+    """The careful scanner over the rest of the file, from the first line of `seg`: every line
+    before it held complete values, so the scanner would start there in the same state."""
+    text, bad_bytes = _decode_tail(state.body[seg.start :])
+    batch = ParsedBatch(table)
+    _parse_text(batch, seg.key, text, bad_bytes, seg.day, seg.first_line - 1)
+    ready.append(batch.rows_table())
+    _merge_rejects(side, batch)
+    state.read += batch.records_read
+    state.staged += batch.rows
+    state.rejected += batch.rejected
+
+
+def _careful_file(table: Table, f, data: bytes, side: ParsedBatch, ready: list, totals: StreamTotals) -> None:
+    batch = ParsedBatch(table)
+    parse_file(batch, f.key, data, getattr(f, "day", None), f.version)
+    ready.append(batch.rows_table())
+    _merge_rejects(side, batch)
+    for name, values in batch.files.items():
+        side.files[name].extend(values)
+    totals["records_read"] += batch.records_read
+    totals["rows_staged"] += batch.rows
+    totals["rows_rejected"] += batch.rejected
+
+
+def _merge_rejects(side: ParsedBatch, batch: ParsedBatch) -> None:
+    for name, values in batch.rejects.items():
+        side.rejects[name].extend(values)
+
+
+def _decode_tail(data: bytes) -> tuple[str, bool]:
+    """`_decode` without the byte order mark rule: that applies to a file's first byte only."""
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape"), True
+
+
+def _flush(table: Table, ready: list, force: bool = False) -> Iterator[tuple[Table, pa.Table]]:
+    if ready and (force or sum(t.num_rows for t in ready) >= APPEND_ROWS):
+        rows = pa.concat_tables([t for t in ready if t.num_rows]) if any(t.num_rows for t in ready) else None
+        ready.clear()
+        if rows is not None:
+            yield table, rows

@@ -6,14 +6,17 @@ Records that cannot be staged go to `staging_rejects` with their reason, and eve
 to `staging_files`, which the reconciliation checks compare with what was actually staged.
 """
 
+import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from sparkify_assets import config, redshift
 from sparkify_assets.metadata import definition_metadata, markdown_table, materialization_metadata
-from sparkify_assets.parsing import parse_files
+from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.lake import Lake, LakeError, LakeFile, LakeResource
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
@@ -26,40 +29,39 @@ from sparkify_assets.tables import (
     Table,
 )
 
-# Parse and load in chunks so memory follows the chunk, not the lake.
-CHUNK_BYTES = 64 * 1024 * 1024
-CHUNK_FILES = 5000
 REJECT_SAMPLE = 10
 
 KINDS = {config.warehouse_kind(), config.lake_kind(), "python"}
 
 
-def _chunks(files: list[LakeFile]) -> Iterator[list[LakeFile]]:
-    chunk: list[LakeFile] = []
-    size = 0
-    for f in files:
-        chunk.append(f)
-        size += f.size
-        if size >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+def _workers() -> int:
+    """Parser processes: SPARKIFY_PARSE_WORKERS, else one per core (at most 2: the main process
+    reads files and inserts into the warehouse meanwhile)."""
+    configured = os.environ.get("SPARKIFY_PARSE_WORKERS")
+    return int(configured) if configured else min(2, os.cpu_count() or 1)
+
+
+@contextmanager
+def _parse_pool(files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | None, int]]:
+    """A process pool when the files are big enough to repay starting one (spawned, not forked:
+    the parent holds a DuckDB connection and its threads)."""
+    workers = _workers()
+    if workers < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+        yield None, 1
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool, workers
 
 
 def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]) -> dict[str, int]:
-    """Parse lake files and bulk-load their rows, rejects and file counts; return the totals."""
-    totals = {"files": 0, "records_read": 0, "rows_staged": 0, "rows_rejected": 0}
-    for chunk in _chunks(list(files)):
-        batch = parse_files(table, lake.read_many(chunk))
-        tx.append(table, batch.rows_table())
-        tx.append(STAGING_REJECTS, batch.rejects_table())
-        tx.append(STAGING_FILES, batch.files_table())
-        totals["files"] += len(chunk)
-        totals["records_read"] += batch.records_read
-        totals["rows_staged"] += batch.rows
-        totals["rows_rejected"] += batch.rejected
-    return totals
+    """Parse lake files and bulk-load their rows, rejects and file counts; return the totals.
+    Files stream through in segments of a few MiB, so memory follows the segment, not the lake."""
+    files = list(files)
+    totals = StreamTotals()
+    with _parse_pool(files) as (pool, workers):
+        for target, rows in parse_stream(table, lake.read_many(files), totals, pool, workers):
+            tx.append(target, rows)
+    return dict(totals)
 
 
 def _copy_settings(warehouse: WarehouseResource, lake: Lake) -> redshift.CopySettings:

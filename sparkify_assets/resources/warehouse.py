@@ -9,6 +9,7 @@ single-writer lock longer than a step needs it.
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ from sparkify_assets import dialect
 from sparkify_assets.tables import Table
 
 DEFAULT_DUCKDB_PATH = Path(".sparkify") / "sparkify.duckdb"
+DUCKDB_MEMORY_LIMIT = "1GB"
 T = TypeVar("T")
 
 
@@ -162,7 +164,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"No DuckDB warehouse at {self.path} yet: run `sparkify run` first.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return duckdb.connect(str(self.path), read_only=read_only)
+            con = duckdb.connect(str(self.path), read_only=read_only, config=self._config())
         except duckdb.IOException as exc:
             msg = str(exc)
             if "lock" in msg.lower():
@@ -173,6 +175,15 @@ class DuckDBWarehouse(Warehouse):
                     "one writer at a time: wait for that run to finish or stop it."
                 ) from None
             raise WarehouseError(f"Cannot open the DuckDB warehouse {self.path}: {msg}") from None
+        return con
+
+    def _config(self) -> dict[str, str]:
+        """Cap DuckDB's memory (SPARKIFY_DUCKDB_MEMORY_LIMIT, default 1GB: its own default is 80%
+        of the machine) and let big transforms spill to a folder beside the database instead."""
+        return {
+            "memory_limit": os.environ.get("SPARKIFY_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT),
+            "temp_directory": str(self.path.with_name(self.path.name + ".tmp")),
+        }
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
