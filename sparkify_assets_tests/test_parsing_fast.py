@@ -228,3 +228,22 @@ def test_rows_schema_matches_the_declaration():
     assert table.schema.names == STAGING_EVENTS.column_names
     assert [f.type for f in table.schema] == [parsing.ARROW_TYPES[c.type] for c in STAGING_EVENTS.columns]
     assert isinstance(table, pa.Table)
+
+
+def test_duckdb_append_does_not_keep_batches_until_commit(tmp_path):
+    from sparkify_assets.resources.warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    with wh.transaction() as tx:
+        tx.ensure(STAGING_EVENTS)
+        base = pa.total_allocated_bytes()
+        for i in range(3):
+            text = "\n".join(_event(userId=str(j), song="s" * 200) for j in range(2000 * i, 2000 * (i + 1)))
+            rows, _ = parsing.parse_segments(
+                STAGING_EVENTS.name, [parsing.Segment("k", DAY, text.encode(), 1)]
+            )
+            tx.append(STAGING_EVENTS, rows)
+            del rows
+        # Each batch holds ~0.5 MB of strings; a registered view would keep all three alive.
+        assert pa.total_allocated_bytes() - base < 100_000
+        assert tx.scalar("SELECT count(*) FROM staging_events") == 6000

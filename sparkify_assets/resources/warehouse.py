@@ -140,12 +140,10 @@ class _DuckDBSession(Session):
     def append(self, table: Table, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
-        cols = ", ".join(table.column_names)
-        self.con.register("_sparkify_batch", rows)
-        try:
-            self.con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _sparkify_batch")
-        finally:
-            self.con.unregister("_sparkify_batch")
+        # A relation, not register()/unregister(): a view registered inside a transaction keeps
+        # its Arrow table alive until commit, so a 10M-row load held every batch (3 GB) at once.
+        # insert_into is positional: select the declared columns, the DDL's order.
+        self.con.from_arrow(rows).select(*table.column_names).insert_into(table.name)
 
 
 class DuckDBWarehouse(Warehouse):
