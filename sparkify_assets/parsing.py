@@ -367,6 +367,7 @@ SEGMENT_BYTES = 8 * 1024 * 1024
 TASK_FILES = 2000
 _JSON_WS = " \t\r\n"
 _NO_TYPE = type(None)
+_STRING = pa.string()
 _ALLOWED_TYPES = {"text": {str}, "integer": {int}, "bigint": {int}, "double": {float, int}}
 
 
@@ -499,16 +500,21 @@ def _columns(spec: _Spec, rows: list[tuple]) -> list[pa.Array] | None:
     for f, allowed, arrow_type, values in zip(
         spec.fields, spec.allowed, spec.arrow_types, columns, strict=True
     ):
-        if not set(map(type, values)) <= allowed:
+        # Arrow converts numbers leniently (1.5 to int32 1, true to 1.0): check their types first.
+        # It refuses anything but str (or bytes, which JSON cannot produce) for a string column.
+        if arrow_type != _STRING and not set(map(type, values)) <= allowed:
             return None
         if f.column == "user_id" and "" in values:
             values = [None if v == "" else v for v in values]
         if f.column in ("page", "song_id") and "" in values:
             return None
         try:
-            arrays.append(pa.array(values, type=arrow_type))
-        except (pa.ArrowInvalid, OverflowError):
+            array = pa.array(values, type=arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             return None
+        if f.required and array.null_count:
+            return None
+        arrays.append(array)
     if spec.table is STAGING_EVENTS and rows:
         low, high = pc.min_max(arrays[_EVENT_TS]).values()
         if low.as_py() < MIN_TS_MS or high.as_py() > time.time() * 1000 + 86_400_000:
