@@ -566,8 +566,9 @@ def _parse_segments(
     return pa.Table.from_arrays(arrays, names=spec.table.column_names), results
 
 
-def line_cuts(data: bytes, size: int = SEGMENT_BYTES) -> list[tuple[int, int, int]]:
+def line_cuts(data: bytes, size: int | None = None) -> list[tuple[int, int, int]]:
     """Cut `data` at line ends into pieces of about `size` bytes: (start, end, first line)."""
+    size = size or SEGMENT_BYTES
     cuts, start, line = [], 0, 1
     while start < len(data):
         cut = data.find(b"\n", start + size)

@@ -247,3 +247,10 @@ def test_duckdb_append_does_not_keep_batches_until_commit(tmp_path):
         # Each batch holds ~0.5 MB of strings; a registered view would keep all three alive.
         assert pa.total_allocated_bytes() - base < 100_000
         assert tx.scalar("SELECT count(*) FROM staging_events") == 6000
+
+
+def test_line_cuts_follow_the_segment_size(monkeypatch):
+    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 10)
+    data = b"0123456789abc\nxy\n\nlast"
+    assert parsing.line_cuts(data) == [(0, 14, 1), (14, 22, 2)]
+    assert parsing.line_cuts(data, 1) == [(0, 14, 1), (14, 17, 2), (17, 22, 3)]
