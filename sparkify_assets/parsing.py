@@ -358,7 +358,16 @@ try:
 
     _fast_loads = orjson.loads
 except ImportError:  # orjson is optional: the stdlib parser gives the same values, slower
-    _fast_loads = json.loads
+    _fast_loads = None
+
+
+def _stdlib_loads(line: bytes) -> object:
+    # Decode first: json.loads(bytes) would skip a byte order mark (and guess UTF-16/32), where
+    # the careful scanner rejects a line that starts with one.
+    return json.loads(line.decode("utf-8"))
+
+
+_fast_loads = _fast_loads or _stdlib_loads
 
 # A file is cut into segments of about this size, at line ends, so memory follows the segment
 # and segments can be parsed in parallel.
@@ -368,6 +377,7 @@ TASK_FILES = 2000
 _JSON_WS = " \t\r\n"
 _NO_TYPE = type(None)
 _STRING = pa.string()
+_DOUBLE = pa.float64()
 _ALLOWED_TYPES = {"text": {str}, "integer": {int}, "bigint": {int}, "double": {float, int}}
 
 
@@ -513,6 +523,13 @@ def _columns(spec: _Spec, rows: list[tuple]) -> list[pa.Array] | None:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             return None
         if f.required and array.null_count:
+            return None
+        # orjson refuses NaN and infinities, but the stdlib fallback reads them.
+        if (
+            arrow_type == _DOUBLE
+            and array.null_count < len(array)
+            and not pc.all(pc.is_finite(array)).as_py()
+        ):
             return None
         arrays.append(array)
     if spec.table is STAGING_EVENTS and rows:

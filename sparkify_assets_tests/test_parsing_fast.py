@@ -254,3 +254,10 @@ def test_line_cuts_follow_the_segment_size(monkeypatch):
     data = b"0123456789abc\nxy\n\nlast"
     assert parsing.line_cuts(data) == [(0, 14, 1), (14, 22, 2)]
     assert parsing.line_cuts(data, 1) == [(0, 14, 1), (14, 17, 2), (17, 22, 3)]
+
+
+def test_without_orjson_the_stdlib_fallback_agrees(monkeypatch):
+    monkeypatch.setattr(parsing, "_fast_loads", parsing._stdlib_loads)
+    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 700)
+    text = "\n".join(ODD_EVENT_LINES)
+    _assert_same(STAGING_EVENTS, [_log(1, text), _log(2, "\ufeff" + text + "\n\ufeff" + _event())])
