@@ -9,6 +9,16 @@ from sparkify_assets.tables import Table
 
 PREVIEW_ROWS = 5
 
+# Who answers for each layer: data engineering owns what loads and models the lake; the
+# analytics team owns its answers (assets/analytics.py).
+ENGINEERING_OWNERS = ["team:data-engineering"]
+ANALYTICS_OWNERS = ["team:analytics"]
+
+
+def layer_tags(layer: str, source: str) -> dict[str, str]:
+    """Tags the UI can filter on: the layer (staging, star, analytics) and where rows come from."""
+    return {"layer": layer, "source": source}
+
 
 def column_schema(table: Table) -> TableSchema:
     return TableSchema(

@@ -378,6 +378,21 @@ def test_definitions_document_every_asset_and_column(tmp_path):
         assert node.backfill_policy == BackfillPolicy.single_run()
         assert defs.resolve_assets_def(key).op.pool == "sparkify_warehouse"
     assert len([s for s in specs.values() if s.group_name == "analytics"]) == 7
+    # The tables that load and model the lake are documented the same way, owned by engineering.
+    for name, group, source in [
+        ("staging_events", "staging", "log_data"),
+        ("staging_songs", "staging", "song_data"),
+        ("songplays", "star", "sql"),
+        ("users", "star", "sql"),
+        ("songs", "star", "sql"),
+        ("artists", "star", "sql"),
+        ("time", "star", "sql"),
+    ]:
+        spec = specs[AssetKey(name)]
+        assert spec.group_name == group and spec.owners == ["team:data-engineering"], name
+        assert spec.tags["layer"] == group and spec.tags["source"] == source, name
+        assert spec.description and spec.kinds, name
+        assert all(c.description for c in spec.metadata["dagster/column_schema"].columns), name
 
 
 def test_sql_parses_as_redshift():

@@ -26,12 +26,11 @@ from dagster import (
 
 from sparkify_assets import config
 from sparkify_assets.charts import bar_chart_svg, markdown_image
-from sparkify_assets.metadata import definition_metadata, markdown_table
+from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, markdown_table
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import Column, Table
 
 GROUP = "analytics"
-OWNERS = ["team:analytics"]
 KINDS = {config.warehouse_kind(), "sql", "table"}
 # Results are a few dozen rows that every node reads whole: copy them everywhere.
 _LAYOUT = "DISTSTYLE ALL: a result of a few dozen rows, read whole by dashboards and `sparkify query`."
@@ -309,7 +308,7 @@ def _build_asset(analysis: Analysis) -> AssetsDefinition:
         description=table.description,
         group_name=GROUP,
         kinds=KINDS,
-        owners=OWNERS,
+        owners=ANALYTICS_OWNERS,
         tags={"layer": "analytics", "topic": analysis.topic},
         deps=list(analysis.deps),
         backfill_policy=BackfillPolicy.single_run(),

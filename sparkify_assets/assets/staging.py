@@ -15,7 +15,13 @@ from contextlib import contextmanager
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from sparkify_assets import config, redshift
-from sparkify_assets.metadata import definition_metadata, markdown_table, materialization_metadata
+from sparkify_assets.metadata import (
+    ENGINEERING_OWNERS,
+    definition_metadata,
+    layer_tags,
+    markdown_table,
+    materialization_metadata,
+)
 from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.lake import Lake, LakeError, LakeFile, LakeResource
@@ -128,6 +134,8 @@ def replace_staging(
 @asset(
     description=STAGING_EVENTS.description,
     group_name="staging",
+    owners=ENGINEERING_OWNERS,
+    tags=layer_tags("staging", "log_data"),
     kinds=KINDS,
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
@@ -151,6 +159,8 @@ def staging_events(
 @asset(
     description=STAGING_SONGS.description,
     group_name="staging",
+    owners=ENGINEERING_OWNERS,
+    tags=layer_tags("staging", "song_data"),
     kinds=KINDS,
     backfill_policy=BackfillPolicy.single_run(),
     metadata=definition_metadata(STAGING_SONGS),

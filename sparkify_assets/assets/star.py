@@ -7,7 +7,12 @@ replaces the rows it owns (a partition's days for songplays, the whole table for
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from sparkify_assets import config
-from sparkify_assets.metadata import definition_metadata, materialization_metadata
+from sparkify_assets.metadata import (
+    ENGINEERING_OWNERS,
+    definition_metadata,
+    layer_tags,
+    materialization_metadata,
+)
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import ALL_TABLES, ARTISTS, SONGPLAYS, SONGS, TIME, USERS, Table
@@ -40,6 +45,8 @@ def _star_asset(table: Table, deps: list[str], **kwargs):
         name=table.name,
         description=table.description,
         group_name="star",
+        owners=ENGINEERING_OWNERS,
+        tags=layer_tags("star", "sql"),
         kinds=KINDS,
         deps=[AssetDep(d) for d in deps],
         backfill_policy=BackfillPolicy.single_run(),
