@@ -6,6 +6,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from sparkify_assets import config
 from sparkify_assets.assets.analytics import ANALYTICS_ASSETS, ANALYTICS_CHECKS
+from sparkify_assets.assets.lake import LAKE_ASSETS
 from sparkify_assets.assets.staging import staging_events, staging_songs
 from sparkify_assets.assets.star import artists, songplays, songs, time, users
 from sparkify_assets.checks import build_checks
@@ -26,7 +27,7 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
         description="Stage the lake, build the star schema and the analytics tables (every asset, with its checks).",
     )
     return Definitions(
-        assets=[*CORE_ASSETS, *ANALYTICS_ASSETS],
+        assets=[*LAKE_ASSETS, *CORE_ASSETS, *ANALYTICS_ASSETS],
         asset_checks=[*build_checks(), *ANALYTICS_CHECKS],
         jobs=[load_warehouse, *SENSOR_JOBS, *INFRA_JOBS],
         sensors=SENSORS,

@@ -393,6 +393,11 @@ def test_definitions_document_every_asset_and_column(tmp_path):
         assert spec.tags["layer"] == group and spec.tags["source"] == source, name
         assert spec.description and spec.kinds, name
         assert all(c.description for c in spec.metadata["dagster/column_schema"].columns), name
+    # Lineage starts at the raw files: the lake's two folders are (external) assets of their own.
+    for folder, staging in (("log_data", "staging_events"), ("song_data", "staging_songs")):
+        key = AssetKey(["lake", folder])
+        assert specs[key].group_name == "lake" and not graph.get(key).is_executable
+        assert {d.asset_key for d in specs[AssetKey(staging)].deps} == {key}
 
 
 def test_sql_parses_as_redshift():

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from sparkify_assets import config, redshift
+from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -136,6 +137,7 @@ def replace_staging(
     group_name="staging",
     owners=ENGINEERING_OWNERS,
     tags=layer_tags("staging", "log_data"),
+    deps=[LOG_DATA],
     kinds=KINDS,
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
@@ -161,6 +163,7 @@ def staging_events(
     group_name="staging",
     owners=ENGINEERING_OWNERS,
     tags=layer_tags("staging", "song_data"),
+    deps=[SONG_DATA],
     kinds=KINDS,
     backfill_policy=BackfillPolicy.single_run(),
     metadata=definition_metadata(STAGING_SONGS),

@@ -1,0 +1,41 @@
+"""The lake's raw files as external assets, so the UI's lineage starts where the data does.
+
+Dagster does not materialize these: the app writes them. They exist so an analyst can follow a
+number from an analytics table back through the star and staging tables to the raw JSON, and so
+the sensors' runs (docs/sensors.md) read as updates of what these assets describe.
+"""
+
+from dagster import AssetKey, AssetSpec
+
+from sparkify_assets import config
+from sparkify_assets.metadata import ENGINEERING_OWNERS
+
+LOG_DATA = AssetKey(["lake", "log_data"])
+SONG_DATA = AssetKey(["lake", "song_data"])
+
+_KINDS = {config.lake_kind(), "json"}
+
+LAKE_ASSETS = [
+    AssetSpec(
+        LOG_DATA,
+        description=(
+            "The app's activity logs: `log_data/YYYY/MM/YYYY-MM-DD-events.json`, JSON Lines, one "
+            "event per line, one file per day. Written by the app; watched by `sparkify_log_sensor`."
+        ),
+        group_name="lake",
+        kinds=_KINDS,
+        owners=ENGINEERING_OWNERS,
+        tags={"layer": "lake", "source": "log_data"},
+    ),
+    AssetSpec(
+        SONG_DATA,
+        description=(
+            "The song catalog: `song_data/<A>/<B>/<C>/TR….json`, one song object per file. Written by "
+            "the catalog export; watched by `sparkify_song_sensor`."
+        ),
+        group_name="lake",
+        kinds=_KINDS,
+        owners=ENGINEERING_OWNERS,
+        tags={"layer": "lake", "source": "song_data"},
+    ),
+]
