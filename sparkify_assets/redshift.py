@@ -25,7 +25,12 @@ LOAD_ERROR_ROWS = 5
 
 
 def load_table(table: Table) -> Table:
-    """The COPY target for a staging table: its JSON columns only, in JSONPaths order."""
+    """The COPY target for a staging table: its JSON columns only, in JSONPaths order.
+
+    No layout of its own: the staging table's keys may name lineage columns the load table does
+    not have (staging_events sorts by source_date), and Redshift rejects a SORTKEY or DISTKEY on a
+    missing column. A session-local scratch table needs none: EVEN, unsorted.
+    """
     return replace(
         table,
         name=f"{table.name}_load",
@@ -33,6 +38,9 @@ def load_table(table: Table) -> Table:
         lineage_columns=(),
         primary_key=(),
         partition_column=None,
+        diststyle="EVEN",
+        distkey=None,
+        sortkey=(),
     )
 
 

@@ -13,6 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from sparkify_assets import checks, dialect, redshift
+from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.partitions import date_filter
 from sparkify_assets.resources.warehouse import WarehouseError
 from sparkify_assets.tables import ALL_TABLES, SONGPLAYS, STAR_TABLES
@@ -24,7 +25,7 @@ SETTINGS = redshift.CopySettings(ROLE, "us-west-2", "s3://sparkify-lake/lake/log
 
 def redshift_statements() -> list[str]:
     """Every statement the project sends to Redshift, rendered for Redshift."""
-    stmts = [t.ddl("redshift") for t in ALL_TABLES]
+    stmts = [t.ddl("redshift") for t in (*ALL_TABLES, *ANALYTICS_TABLES)]
     stmts += [redshift.temp_load_ddl(redshift.EVENTS_LOAD), redshift.temp_load_ddl(redshift.SONGS_LOAD)]
     stmts += [
         redshift.copy_sql(
@@ -63,6 +64,46 @@ def test_statement_count_covers_every_table():
     for table in ALL_TABLES:
         assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table.name} ") for s in stmts)
     assert sum(s.startswith("COPY ") for s in stmts) == 2
+
+
+def _layout_columns(create: exp.Create) -> tuple[set[str], list[str]]:
+    """A parsed CREATE TABLE's own columns, and every column its DISTKEY and SORTKEY name."""
+    columns = {c.name for c in create.this.expressions if isinstance(c, exp.ColumnDef)}
+    keyed = []
+    for prop in create.args["properties"].expressions:
+        if isinstance(prop, exp.DistKeyProperty):
+            keyed.append(prop.this.name)
+        elif isinstance(prop, exp.SortKeyProperty):
+            keyed += [c.name for c in prop.this]
+    return columns, keyed
+
+
+def test_every_distkey_and_sortkey_is_a_column_of_its_table():
+    # Redshift rejects a key on a missing column; the temp load tables once copied staging_events'
+    # SORTKEY (source_date), a lineage column they do not have, so every COPY failed before it ran.
+    creates = [
+        p
+        for p in (sqlglot.parse_one(s, read="redshift") for s in redshift_statements())
+        if isinstance(p, exp.Create)
+    ]
+    names = {c.this.this.name for c in creates}
+    expected = {t.name for t in (*ALL_TABLES, *ANALYTICS_TABLES)} | {
+        "staging_events_load",
+        "staging_songs_load",
+    }
+    assert names == expected
+    keyed_tables = 0
+    for create in creates:
+        columns, keyed = _layout_columns(create)
+        assert set(keyed) <= columns, (create.this.this.name, keyed)
+        keyed_tables += bool(keyed)
+    assert keyed_tables >= 5  # the test really saw keys (staging_events, songplays, songs, artists, time)
+
+
+def test_temp_load_tables_have_no_keys():
+    for load in (redshift.EVENTS_LOAD, redshift.SONGS_LOAD):
+        create = sqlglot.parse_one(redshift.temp_load_ddl(load), read="redshift")
+        assert _layout_columns(create)[1] == []
 
 
 def test_redshift_ddl_carries_the_design_layout():
