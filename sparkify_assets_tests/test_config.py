@@ -91,3 +91,22 @@ def test_saved_cluster_wins_over_dwh_cfg_and_env_wins_over_both(monkeypatch, tmp
     assert wh.password.env_var_name == "SPARKIFY_WAREHOUSE_PASSWORD"
     assert wh.dwh_cfg is None
     assert config.warehouse_kind() == "postgres"
+
+
+def _opened_password(monkeypatch, tmp_path, cfg_text: str) -> str | None:
+    _clean_env(monkeypatch, tmp_path)
+    (tmp_path / "dwh.cfg").write_text(cfg_text)
+    return config.warehouse_resource().open()._password
+
+
+def test_dwh_cfg_password_is_read_in_infra_order(monkeypatch, tmp_path):
+    # dwh.cfg.example leaves [CLUSTER] DB_PASSWORD empty and asks for [DWH] DWH_DB_PASSWORD, the
+    # one `sparkify infra up` creates the cluster with: connecting must use that one first.
+    dwh_only = CFG.replace("DB_PASSWORD='Cfg-Pa55-never-shown'", "DB_PASSWORD=") + (
+        "\n[DWH]\nDWH_DB_PASSWORD='Dwh-Pa55-from-dwh'\n"
+    )
+    assert _opened_password(monkeypatch, tmp_path, dwh_only) == "Dwh-Pa55-from-dwh"
+    both = CFG + "\n[DWH]\nDWH_DB_PASSWORD='Dwh-Pa55-from-dwh'\n"
+    assert _opened_password(monkeypatch, tmp_path, both) == "Dwh-Pa55-from-dwh"
+    # Only the classic scripts' key: still found.
+    assert _opened_password(monkeypatch, tmp_path, CFG) == "Cfg-Pa55-never-shown"

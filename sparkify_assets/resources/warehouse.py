@@ -398,14 +398,19 @@ class WarehouseResource(ConfigurableResource):
         default=None, description="Redshift: s3:// URL of the logs' JSONPaths file; default: next to the data"
     )
     dwh_cfg: str | None = Field(
-        default=None, description="A seed-style dwh.cfg whose [CLUSTER] DB_PASSWORD is read when connecting"
+        default=None,
+        description="A seed-style dwh.cfg whose password ([DWH] DWH_DB_PASSWORD, else [CLUSTER] "
+        "DB_PASSWORD) is read when connecting",
     )
 
     def open(self) -> Warehouse:
         password = self.password
         if password is None and self.dwh_cfg:
-            from sparkify_assets.infra.settings import read_dwh_cfg
+            from sparkify_assets.infra.settings import SOURCES, read_dwh_cfg
 
-            # Read at connection time, so the password never enters the run's config.
-            password = read_dwh_cfg(self.dwh_cfg).get(("CLUSTER", "DB_PASSWORD"))
+            # Read at connection time, so the password never enters the run's config. The same
+            # dwh.cfg keys, in the same order, as `sparkify infra up` used to create the cluster:
+            # the password it was created with is the one we connect with.
+            cfg = read_dwh_cfg(self.dwh_cfg)
+            password = next((cfg[key] for key in SOURCES["db_password"][1] if key in cfg), None)
         return open_warehouse(self.url, password, self.sslmode)
