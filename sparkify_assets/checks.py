@@ -36,6 +36,9 @@ from sparkify_assets.tables import (
 )
 
 SAMPLE = 5
+# Every check reads the warehouse: in the same pool as the assets (dagster.yaml), so a check never
+# opens DuckDB while another run's step holds its one writer lock.
+POOL = "sparkify_warehouse"
 
 
 def _run_filter(context: AssetCheckExecutionContext, table: Table, alias: str = "") -> str:
@@ -129,6 +132,7 @@ def key_check(table: Table, rule: str) -> AssetChecksDefinition:
     }[rule]
 
     @asset_check(
+        pool=POOL,
         asset=table.name,
         name=f"{rule}_{'_'.join(table.primary_key)}",
         description=description,
@@ -141,7 +145,9 @@ def key_check(table: Table, rule: str) -> AssetChecksDefinition:
 
 
 def has_rows_check(table: Table) -> AssetChecksDefinition:
-    @asset_check(asset=table.name, name="has_rows", description=f"{table.name} is not empty", blocking=True)
+    @asset_check(
+        asset=table.name, name="has_rows", description=f"{table.name} is not empty", blocking=True, pool=POOL
+    )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         with warehouse.open().transaction() as tx:
             rows = tx.scalar(f"SELECT COUNT(*) FROM {table.name}")
@@ -159,6 +165,7 @@ def relationship_check(table: Table, ref: Reference) -> AssetChecksDefinition:
         asset, name, upstream = table.name, f"relationships_{ref.column}__{ref.table}", ref.table
 
     @asset_check(
+        pool=POOL,
         asset=asset,
         name=name,
         description=f"every non-NULL {table.name}.{ref.column} exists in {ref.table}.{ref.to_column}",
@@ -175,6 +182,7 @@ def reconcile_records_check(table: Table) -> AssetChecksDefinition:
     """Raw records read (as the loader counted them) = rows in the table + rejects, per file."""
 
     @asset_check(
+        pool=POOL,
         asset=table.name,
         name="reconcile_records",
         description=f"for every file, records read = rows in {table.name} + rows in staging_rejects",
@@ -199,6 +207,7 @@ def reconcile_records_check(table: Table) -> AssetChecksDefinition:
 
 
 @asset_check(
+    pool=POOL,
     asset=SONGPLAYS.name,
     name="reconcile_nextsong_events",
     description="for each day, the songplays rows equal the NextSong events staged for that day",

@@ -33,6 +33,8 @@ from sparkify_assets.tables import Column, Table
 GROUP = "analytics"
 KINDS = {config.warehouse_kind(), "sql", "table"}
 # Results are a few dozen rows that every node reads whole: copy them everywhere.
+# The warehouse's pool (dagster.yaml: one step at a time), for the assets and their checks alike.
+POOL = "sparkify_warehouse"
 _LAYOUT = "DISTSTYLE ALL: a result of a few dozen rows, read whole by dashboards and `sparkify query`."
 
 
@@ -317,7 +319,7 @@ def _build_asset(analysis: Analysis) -> AssetsDefinition:
             "question": analysis.question,
             "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
         },
-        pool="sparkify_warehouse",
+        pool=POOL,
     )
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         meta = rebuild(warehouse, analysis)
@@ -332,7 +334,7 @@ def _reconcile_check(
 ) -> AssetChecksDefinition:
     """The answer's total must equal the same total counted on its source tables."""
 
-    @asset_check(asset=table.name, name=name, description=description)
+    @asset_check(asset=table.name, name=name, description=description, pool=POOL)
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         with warehouse.open().transaction() as tx:
             answer = int(tx.scalar(answer_sql) or 0)
@@ -350,6 +352,7 @@ def _ranks_check(table: Table, rank_column: str) -> AssetChecksDefinition:
     """A top-10 table holds ranks 1..n exactly once each, with n at most 10."""
 
     @asset_check(
+        pool=POOL,
         asset=table.name,
         name=f"{rank_column}_is_1_to_n",
         description=f"{rank_column} runs 1, 2, ... n without gaps or repeats, n <= 10",
