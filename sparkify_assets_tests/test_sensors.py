@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DefaultSensorStatus, build_sensor_context
 
+from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.resources.lake import sample_lake_path
 from sparkify_assets.runner import QUIET, failures
 from sparkify_assets.sensors import sparkify_log_sensor, sparkify_song_sensor
@@ -19,6 +20,9 @@ from sparkify_assets_tests.helpers import count, load, make_defs, rows
 
 SAMPLE = sample_lake_path()
 CORE_TABLES = ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
+ANALYTICS_BY_NAME = {t.name: t for t in ANALYTICS_TABLES}
+ANALYTICS = set(ANALYTICS_BY_NAME)
+assert len(ANALYTICS) == 7
 
 # Event lines in the sample's log files (counted with `grep -c .`), by day of November 2018.
 SAMPLE_EVENTS = {1: 15, 2: 171, 3: 111, 4: 189, 5: 408, 6: 184, 7: 202, 8: 223, 9: 283, 10: 96, 11: 95}
@@ -138,8 +142,9 @@ def execute(defs, sensor_def, instance: DagsterInstance, request) -> set[tuple[s
 def assert_equals_clean_load(warehouse_url: str, lake_url: str, tmp_path: Path) -> None:
     clean = f"duckdb://{tmp_path / f'clean-{uuid.uuid4().hex[:6]}.duckdb'}"
     load(clean, lake_url)
-    for table in CORE_TABLES:
-        assert rows(warehouse_url, table) == rows(clean, table), table
+    for table in [*CORE_TABLES, *sorted(ANALYTICS)]:
+        columns = None if table in CORE_TABLES else [c.name for c in ANALYTICS_BY_NAME[table].columns]
+        assert rows(warehouse_url, table, columns) == rows(clean, table, columns), table
 
 
 def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
@@ -163,7 +168,7 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
         "staging_songs",
     ]
     done = execute(defs, sparkify_log_sensor, instance, first)
-    assert {asset for asset, _ in done} == set(CORE_TABLES)
+    assert {asset for asset, _ in done} == {*CORE_TABLES, *ANALYTICS}
     assert {p for asset, p in done if asset == "staging_events"} == {f"2018-11-{d:02d}" for d in range(1, 11)}
     execute(defs, sparkify_song_sensor, instance, first_songs)
     assert count(warehouse, "staging_events") == sum(SAMPLE_EVENTS[d] for d in range(1, 11)) == 1882
@@ -195,6 +200,7 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
             ("songplays", day),
             ("users", None),
             ("time", None),
+            *((name, None) for name in ANALYTICS),
         }
     execute(defs, sparkify_song_sensor, instance, songs2.run_requests[0])
 
