@@ -42,8 +42,13 @@ def version() -> str:
 
 
 @contextmanager
-def throwaway_server(prefix: str = "sparkify-pg-") -> Iterator[dict]:
-    """Yield {'host', 'port', 'user', 'root'} of a fresh server on 127.0.0.1; stop and delete it after.
+def throwaway_server(prefix: str = "sparkify-pg-", password: str | None = None) -> Iterator[dict]:
+    """Yield {'host', 'port', 'user', 'root', 'password'} of a fresh server on 127.0.0.1; stop and
+    delete it after.
+
+    Without `password` every connection is trusted. With one, the cluster is initialized with
+    scram-sha-256 authentication for every connection (socket and TCP) and the superuser
+    `postgres` gets that password, so a wrong one is refused as on a real server.
 
     fsync and synchronous_commit are off: the server is thrown away, and flushing this virtual
     disk would only slow every test (and the row-by-row baseline most).
@@ -53,11 +58,22 @@ def throwaway_server(prefix: str = "sparkify-pg-") -> Iterator[dict]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     port = free_port()
-    subprocess.run(
-        _as_postgres([pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
+    auth = ["-A", "trust"]
+    pwfile = root / "pwfile"
+    if password is not None:
+        pwfile.write_text(password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        pwfile.chmod(0o600)
+        auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+    try:
+        subprocess.run(
+            _as_postgres([pg_bin("initdb"), "-D", str(data), *auth, "-U", "postgres", "--no-sync"]),
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)  # the password lives only in the cluster's catalog
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
     subprocess.run(
         _as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
@@ -65,7 +81,7 @@ def throwaway_server(prefix: str = "sparkify-pg-") -> Iterator[dict]:
         capture_output=True,
     )
     try:
-        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "root": str(root)}
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "root": str(root), "password": password}
     finally:
         subprocess.run(
             _as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
@@ -74,11 +90,18 @@ def throwaway_server(prefix: str = "sparkify-pg-") -> Iterator[dict]:
 
 
 def create_database(server: dict, name: str | None = None) -> str:
-    """Create an empty database (a fresh name by default); return its warehouse URL."""
+    """Create an empty database (a fresh name by default); return its warehouse URL (never with
+    the server's password in it: pass that separately, as SPARKIFY_WAREHOUSE_PASSWORD does)."""
     import psycopg2
 
     name = name or f"t_{uuid.uuid4().hex[:12]}"
-    con = psycopg2.connect(host=server["host"], port=server["port"], user=server["user"], dbname="postgres")
+    con = psycopg2.connect(
+        host=server["host"],
+        port=server["port"],
+        user=server["user"],
+        dbname="postgres",
+        password=server.get("password"),
+    )
     con.autocommit = True
     with con.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
