@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    define_asset_job,
+)
 
 from sparkify_assets.definitions import build_defs
 from sparkify_assets.resources.lake import LakeResource
@@ -57,3 +63,27 @@ def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
             ev = event.event_specific_data
             out[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
     return out
+
+
+def check_evaluations(result: ExecuteInProcessResult) -> dict[str, dict]:
+    """{'asset:check_name': {'passed': bool, **metadata values}} for every check of a run."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
+            out[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = {"passed": ev.passed, **meta}
+    return out
+
+
+def run_checks(warehouse_url: str, *assets: str, lake_url: str = "") -> ExecuteInProcessResult:
+    """Evaluate the checks of `assets` alone (no asset is materialized) against the warehouse as
+    it is now, e.g. after a test changed it behind the pipeline's back."""
+    defs = make_defs(warehouse_url, lake_url)
+    job = define_asset_job("checks_only", selection=AssetSelection.checks_for_assets(*assets))
+    only_checks = Definitions(
+        assets=defs.assets, asset_checks=defs.asset_checks, resources=defs.resources, jobs=[job]
+    )
+    return only_checks.resolve_job_def("checks_only").execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )
