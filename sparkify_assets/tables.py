@@ -253,9 +253,11 @@ ARTISTS = Table(
     name="artists",
     description=(
         "Dimension: one row per catalog artist. When the catalog gives an artist several names or "
-        "places, the row kept is the song row with the most known values among location, latitude "
-        "and longitude, then the smallest song_id: independent of file order, and known values win "
-        "over NULL."
+        "places, the row kept is the song row with the most known values among name, location, "
+        "latitude and longitude (an empty name or location is unknown), then the smallest song_id, "
+        "then the smallest name, location, latitude and longitude (unknown last). Only values "
+        "decide, never files, so the choice does not depend on file order or names, and known "
+        "values win over NULL."
     ),
     columns=(
         _c("artist_id", "text", "Artist identifier", not_null=True),
