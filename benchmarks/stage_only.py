@@ -1,0 +1,70 @@
+"""stage_files alone (no Dagster run) into a fresh DuckDB: the parser's cost with or without orjson.
+
+    python benchmarks/stage_only.py --lake /tmp/lake1m [--no-orjson] [--table staging_events]
+
+Prints one JSON line: table, parser, files, rows, seconds, peak RSS (MiB) of this process.
+`--no-orjson` hides orjson before parsing.py is imported, so the stdlib fallback runs, as in a
+venv where orjson is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lake", required=True)
+    ap.add_argument("--table", default="staging_events", choices=["staging_events", "staging_songs"])
+    ap.add_argument("--no-orjson", action="store_true")
+    args = ap.parse_args()
+    if args.no_orjson:
+        # A module named orjson that refuses to import, first on the path of this process and of
+        # the spawned parser workers (which inherit PYTHONPATH, not sys.modules).
+        hide = Path(tempfile.mkdtemp(prefix="no-orjson-"))
+        (hide / "orjson.py").write_text("raise ImportError('hidden by stage_only.py --no-orjson')\n")
+        sys.path.insert(0, str(hide))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")]))
+    from sparkify_assets import parsing
+    from sparkify_assets.assets.staging import stage_files
+    from sparkify_assets.resources.lake import open_lake
+    from sparkify_assets.resources.warehouse import open_warehouse
+    from sparkify_assets.tables import ALL_TABLES, TABLES
+
+    table = TABLES[args.table]
+    lake = open_lake(args.lake)
+    files = lake.log_files() if table.name == "staging_events" else lake.song_files()
+    with tempfile.TemporaryDirectory() as tmp:
+        wh = open_warehouse(f"duckdb://{Path(tmp) / 'w.duckdb'}")
+
+        def work(tx):
+            tx.ensure(*ALL_TABLES)
+            return stage_files(tx, lake, table, files)
+
+        t0 = time.perf_counter()
+        totals = wh.run(work)
+        seconds = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "table": table.name,
+                "parser": "orjson" if parsing._fast_loads is not parsing._stdlib_loads else "stdlib json",
+                "workers": os.environ.get("SPARKIFY_PARSE_WORKERS", "default"),
+                "files": totals["files"],
+                "rows": totals["rows_staged"],
+                "seconds": round(seconds, 2),
+                "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
