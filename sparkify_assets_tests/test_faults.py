@@ -4,6 +4,7 @@ retry can help, and a run killed at any point leaves tables a re-run makes equal
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pytest
 
 from sparkify_assets.resources.lake import LakeError, open_lake
 from sparkify_assets.resources.warehouse import WarehouseError, open_warehouse
-from sparkify_assets_tests.conftest import free_port
+from sparkify_assets_tests.conftest import SAMPLE, free_port
 from sparkify_assets_tests.helpers import load, rows
+from sparkify_assets_tests.pgserver import create_database
 from sparkify_assets_tests.test_sample_duckdb import CONTRACT
 
 TABLES = list(CONTRACT)
@@ -136,7 +138,7 @@ def test_cli_reports_a_bad_url_in_one_line(tmp_path):
 
 
 # Runs a full load in a child process and stops it dead (the parent SIGKILLs it) right after
-# rows went into `target` inside that asset's open transaction.
+# rows went into `target` inside that asset's open transaction, on either backend.
 _LOADER = textwrap.dedent(
     """
     import sys, time
@@ -154,28 +156,72 @@ _LOADER = textwrap.dedent(
                 time.sleep(120)
         return wrapped
 
-    w._DuckDBSession.append = pause_after(w._DuckDBSession.append)
-    w._DuckDBSession.execute = pause_after(w._DuckDBSession.execute)
+    for session in (w._DuckDBSession, w._PostgresSession):
+        session.append = pause_after(session.append)
+        session.execute = pause_after(session.execute)
     load(sys.argv[1])
     print("done", flush=True)
     """
 )
 
+# Kill with SIGKILL (no cleanup at all) in the middle of these transactions, one after another
+# in the order a run reaches them (so each kill is the first to reach its table), with the
+# tables whose own transaction must have committed before that point: staging, a dimension,
+# the fact table, and the last dimension.
+KILL_POINTS = {
+    "staging_events": set(),
+    "users": {"staging_events"},
+    "songplays": {"staging_events", "staging_songs"},
+    "time": {"songplays"},
+}
 
-def test_killed_runs_leave_no_half_written_table(tmp_path):
-    reference = f"duckdb://{tmp_path / 'clean.duckdb'}"
-    load(reference)
-    clean = {t: rows(reference, t) for t in TABLES}
 
-    url = f"duckdb://{tmp_path / 'killed.duckdb'}"
-    # Kill with SIGKILL (no cleanup at all) in the middle of three different transactions:
-    # staging, the fact table, and the last dimension.
-    committed_before = {
-        "staging_events": set(),
-        "songplays": {"staging_events", "staging_songs"},
-        "time": {"songplays"},
-    }
-    for target, done in committed_before.items():
+@pytest.fixture(scope="module")
+def clean_tables(tmp_path_factory) -> dict[str, list[tuple]]:
+    """Every contract table after one clean load of the sample (equal on every backend, as
+    test_backends_equal shows)."""
+    url = f"duckdb://{tmp_path_factory.mktemp('clean') / 'clean.duckdb'}"
+    load(url)
+    return {t: rows(url, t) for t in TABLES}
+
+
+def _older_lake(tmp_path) -> str:
+    """What an earlier run saw: the first ten days of logs and every other song file."""
+    lake = tmp_path / "older_lake"
+    for path in sorted((SAMPLE / "log_data").rglob("*.json"))[:10]:
+        dest = lake / path.relative_to(SAMPLE)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    for path in sorted((SAMPLE / "song_data").rglob("*.json"))[::2]:
+        dest = lake / path.relative_to(SAMPLE)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    return str(lake)
+
+
+def _snapshot(url: str) -> dict[str, list[tuple]]:
+    wh = open_warehouse(url)
+    return {t: rows(url, t) if wh.table_exists(t) else [] for t in TABLES}
+
+
+@pytest.mark.parametrize("start", ["empty", "loaded"])
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_killed_runs_leave_no_half_written_table(request, tmp_path, clean_tables, backend, start):
+    """Into an empty warehouse, and as a reload over tables an earlier run (of an older, smaller
+    lake) filled: after each kill every table is as it was before that run or as a completed
+    run leaves it, and a re-run gives exactly the tables of a clean run."""
+    if backend == "duckdb":
+        url = f"duckdb://{tmp_path / 'killed.duckdb'}"
+    else:
+        url = create_database(request.getfixturevalue("pg_server"))
+    if start == "loaded":
+        load(url, _older_lake(tmp_path))
+        older = _snapshot(url)
+        # The earlier run differs from a full one in every table, so "before" and "completed"
+        # can be told apart everywhere.
+        assert all(older[t] and older[t] != clean_tables[t] for t in TABLES), TABLES
+    for target, done in KILL_POINTS.items():
+        before = _snapshot(url)
         proc = subprocess.Popen(
             [sys.executable, "-c", _LOADER, url, target], stdout=subprocess.PIPE, text=True
         )
@@ -184,14 +230,15 @@ def test_killed_runs_leave_no_half_written_table(tmp_path):
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        wh = open_warehouse(url)
+        after = _snapshot(url)
         for table in TABLES:
-            got = rows(url, table) if wh.table_exists(table) else []
             # Each asset replaces its rows in one transaction: all of them or none.
-            assert got == [] or got == clean[table], table
+            assert after[table] in (before[table], clean_tables[table]), table
             if table in done:
-                assert got == clean[table], table
-        # The interrupted transaction itself left nothing behind.
-        assert not wh.table_exists(target) or rows(url, target) == [], target
+                assert after[table] == clean_tables[table], table
+        # The interrupted transaction itself left its table exactly as it was.
+        assert after[target] == before[target], target
+        if start == "loaded":
+            assert before[target] != clean_tables[target], target
     load(url)
-    assert {t: rows(url, t) for t in TABLES} == clean
+    assert _snapshot(url) == clean_tables
