@@ -24,6 +24,7 @@ WAREHOUSE_PASSWORD = "SPARKIFY_WAREHOUSE_PASSWORD"
 LAKE_URL = "SPARKIFY_LAKE_URL"
 REDSHIFT_IAM_ROLE = "SPARKIFY_REDSHIFT_IAM_ROLE"
 LOG_JSONPATH = "SPARKIFY_LOG_JSONPATH"
+LAKE_REGION = "SPARKIFY_LAKE_REGION"  # COPY's REGION; default: the bucket's own (redshift.copy_region)
 
 
 def _env(name: str) -> EnvVar | None:
@@ -71,6 +72,7 @@ def warehouse_resource() -> WarehouseResource:
         dwh_cfg=str(path) if path and not os.environ.get(WAREHOUSE_PASSWORD) else None,
         iam_role=_env(REDSHIFT_IAM_ROLE) or saved_iam_role() or cfg.get(("IAM_ROLE", "ARN")),
         log_jsonpath=_env(LOG_JSONPATH) or cfg.get(("S3", "LOG_JSONPATH")),
+        region=_env(LAKE_REGION),
     )
 
 

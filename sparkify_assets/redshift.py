@@ -14,8 +14,10 @@ no column is a timestamp at COPY time; songplays converts it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 
+from sparkify_assets.config import LAKE_REGION, LOG_JSONPATH
 from sparkify_assets.parsing import _camel
 from sparkify_assets.resources.lake import LakeFile, S3Lake
 from sparkify_assets.resources.warehouse import Session, WarehouseError
@@ -203,8 +205,43 @@ def ensure_jsonpaths(lake, configured: str | None) -> str:
         return configured
     lake = _require_s3(lake)
     key = f"{lake.prefix}log_json_path.json"
+    url = f"s3://{lake.bucket}/{key}"
     try:
         lake.client.head_object(Bucket=lake.bucket, Key=key)
     except Exception:
-        lake.client.put_object(Bucket=lake.bucket, Key=key, Body=jsonpaths_document().encode())
-    return f"s3://{lake.bucket}/{key}"
+        try:
+            lake.client.put_object(Bucket=lake.bucket, Key=key, Body=jsonpaths_document().encode())
+        except Exception as exc:
+            # A read-only lake is common (the public udacity-dend bucket): say what to do instead
+            # of surfacing botocore's exception.
+            raise WarehouseError(
+                f"Cannot upload the logs' JSONPaths file to {url} ({_s3_reason(exc)}): upload "
+                "sparkify_assets/data/log_json_path.json somewhere Redshift can read and set "
+                f"{LOG_JSONPATH} to its s3:// URL."
+            ) from None
+    return url
+
+
+def _s3_reason(exc: Exception) -> str:
+    """botocore's error code (AccessDenied, NoSuchBucket...), else the message's first line."""
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    text = str(exc).strip()
+    return code or (text.splitlines()[0] if text else type(exc).__name__)
+
+
+def copy_region(lake, configured: str | None = None) -> str:
+    """COPY's REGION: where the bucket is, which may differ from the cluster's region.
+
+    In order: the configured region (the resource's, from SPARKIFY_LAKE_REGION), then
+    SPARKIFY_LAKE_REGION itself, then the bucket's location as S3 reports it, then AWS_REGION or
+    AWS_DEFAULT_REGION, then us-west-2 (the public Sparkify lake's region).
+    """
+    explicit = configured or os.environ.get(LAKE_REGION)
+    if explicit:
+        return explicit
+    return (
+        _require_s3(lake).bucket_region()
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-west-2"
+    )

@@ -120,14 +120,33 @@ class RecordingResource:
         return self.warehouse
 
 
-def run_context(day: dt.date = dt.date(2018, 11, 2)) -> SimpleNamespace:
-    """What the assets and checks read from their context: one daily partition and a log."""
-    start = dt.datetime.combine(day, dt.time())
-    return SimpleNamespace(
-        partition_time_window=SimpleNamespace(start=start, end=start + dt.timedelta(days=1)),
-        has_partition_key_range=True,
-        log=SimpleNamespace(info=lambda *a, **k: None, warning=lambda *a, **k: None),
-    )
+class RunContext:
+    """What the assets and checks read from their Dagster context: one run over daily partitions
+    (Dagster's direct-invocation context has no partition time window), a log, and metadata sinks."""
+
+    def __init__(self, first: dt.date, last: dt.date) -> None:
+        start = dt.datetime.combine(first, dt.time())
+        end = dt.datetime.combine(last, dt.time()) + dt.timedelta(days=1)
+        self.partition_time_window = SimpleNamespace(start=start, end=end)
+        days = (last - first).days + 1
+        self.partition_keys = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
+        self.has_partition_key_range = True
+        self.log = SimpleNamespace(info=_ignore, warning=_ignore, debug=_ignore)
+        self.metadata: list[tuple] = []
+
+    def add_asset_metadata(self, *args, **kwargs) -> None:
+        self.metadata.append((args, kwargs))
+
+    def add_output_metadata(self, *args, **kwargs) -> None:
+        self.metadata.append((args, kwargs))
+
+
+def _ignore(*args, **kwargs) -> None:
+    pass
+
+
+def run_context(day: dt.date = dt.date(2018, 11, 2)) -> RunContext:
+    return RunContext(day, day)
 
 
 def emitted_redshift_statements() -> list[str]:

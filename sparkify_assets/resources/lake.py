@@ -207,6 +207,16 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._errors(exc) from None
 
+    def bucket_region(self) -> str | None:
+        """The bucket's region (S3 GetBucketLocation), or None when it cannot be read: the
+        caller may lack s3:GetBucketLocation, or the store (MinIO, moto) may not say."""
+        try:
+            constraint = self.client.get_bucket_location(Bucket=self.bucket).get("LocationConstraint")
+        except Exception:
+            return None
+        # S3 reports us-east-1 as no constraint, and eu-west-1 as "EU" for the oldest buckets.
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
+
     def _list(self, prefix: str, start_after: str | None = None) -> list[LakeFile]:
         kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         if start_after:

@@ -1,0 +1,257 @@
+"""The Redshift COPY path run for real, short of a cluster: the staging asset's code drives a
+recording Redshift connection (recording.py) over a lake in moto's S3 server on 127.0.0.1. What
+is asserted comes from the contract and the hand-made lake below, never from the code under test:
+the statements sent for a one-day partition, the JSONPaths upload, the error of a rejected COPY,
+and the region COPY is given (the bucket's, not the cluster's)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+import sqlglot
+from botocore.stub import Stubber
+from sqlglot import exp
+
+from sparkify_assets import config, redshift
+from sparkify_assets.assets import staging
+from sparkify_assets.partitions import date_filter
+from sparkify_assets.resources.lake import open_lake
+from sparkify_assets.resources.warehouse import WarehouseError
+from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
+from sparkify_assets_tests.recording import ROLE, RecordingRedshift, RecordingResource, run_context
+
+SHIPPED_JSONPATHS = Path(__file__).resolve().parents[1] / "sparkify_assets" / "data" / "log_json_path.json"
+DAYS = [dt.date(2018, 11, 1), dt.date(2018, 11, 2), dt.date(2018, 11, 3)]
+LAKE_BUCKET_REGION = "eu-central-1"  # not the AWS_REGION (us-west-2) the aws_env fixture sets
+
+
+def _event(ts: int) -> str:
+    return json.dumps({"page": "NextSong", "sessionId": 1, "ts": ts, "userId": "7", "level": "free"})
+
+
+def _make_bucket(region: str) -> str:
+    bucket = f"sparkify-{uuid.uuid4().hex[:10]}"
+    s3 = boto3.client("s3", region_name=region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=bucket)  # us-east-1 takes no LocationConstraint
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    return bucket
+
+
+@pytest.fixture
+def lake_bucket(aws_env) -> str:
+    """A hand-made lake: three daily log files of 3 events and two song files, in eu-central-1."""
+    bucket = _make_bucket(LAKE_BUCKET_REGION)
+    s3 = boto3.client("s3")
+    for day in DAYS:
+        body = "\n".join(_event(1541030400000 + i) for i in range(3)) + "\n"
+        s3.put_object(Bucket=bucket, Key=f"lake/log_data/2018/11/{day.isoformat()}-events.json", Body=body)
+    for name in ("TRAAA", "TRAAB"):
+        s3.put_object(
+            Bucket=bucket, Key=f"lake/song_data/A/A/{name}.json", Body=json.dumps({"song_id": name})
+        )
+    return bucket
+
+
+def _answers(sql: str) -> list[tuple]:
+    """Redshift's hand-made answers: COPY scanned 3 lines and loaded 3 rows; nothing else counted."""
+    if sql.startswith("SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits"):
+        return [(3,)]
+    if sql.startswith("SELECT COUNT(*) FROM staging_events_load"):
+        return [(3,)]
+    if sql.startswith("SELECT COUNT(*) FROM staging_songs_load"):
+        return [(2,)]
+    if sql.startswith("SELECT COUNT(*)"):
+        return [(0,)]
+    return []
+
+
+def _assert_real_redshift_sql(statements: list[str]) -> None:
+    for sql in statements:
+        parsed = sqlglot.parse(sql, read="redshift")
+        assert len(parsed) == 1 and not isinstance(parsed[0], exp.Command), sql
+
+
+def test_one_day_partition_copies_only_that_day(lake_bucket):
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    day = DAYS[1]
+    key = f"log_data/2018/11/{day.isoformat()}-events.json"
+    head = boto3.client("s3").head_object(Bucket=lake_bucket, Key=f"lake/{key}")
+    wh = RecordingRedshift(answer=_answers)
+    files = lake.log_files(day, day)
+    staging.replace_staging(
+        run_context(day),
+        RecordingResource(wh),
+        lake,
+        STAGING_EVENTS,
+        files,
+        date_filter("source_date", day, day),
+    )
+
+    stmts = wh.statements
+    _assert_real_redshift_sql(stmts)
+    copies = [s for s in stmts if s.startswith("COPY ")]
+    assert len(copies) == 1
+    copy = copies[0]
+    assert f"\nFROM 's3://{lake_bucket}/lake/{key}'\n" in copy
+    assert f"IAM_ROLE '{ROLE}'" in copy
+    # The JSONPaths file was uploaded next to the data (no URL configured) and COPY uses it.
+    assert f"FORMAT AS JSON 's3://{lake_bucket}/lake/log_json_path.json'" in copy
+    uploaded = boto3.client("s3").get_object(Bucket=lake_bucket, Key="lake/log_json_path.json")
+    assert json.loads(uploaded["Body"].read()) == json.loads(SHIPPED_JSONPATHS.read_text())
+
+    window = "source_date BETWEEN DATE '2018-11-02' AND DATE '2018-11-02'"
+    after_ddl = stmts[stmts.index(f"DELETE FROM staging_events WHERE {window}") :]
+    expected_heads = [
+        f"DELETE FROM staging_events WHERE {window}",
+        f"DELETE FROM staging_rejects WHERE target_table = 'staging_events' AND {window}",
+        f"DELETE FROM staging_files WHERE target_table = 'staging_events' AND {window}",
+        "CREATE TEMP TABLE IF NOT EXISTS staging_events_load (",
+        "COPY staging_events_load (",
+        "SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits WHERE query = pg_last_copy_id()",
+        "SELECT COUNT(*) FROM staging_events_load",
+        "INSERT INTO staging_events (",
+        "DELETE FROM staging_events_load",
+        "INSERT INTO staging_files (",
+    ]
+    assert [s for s, h in zip(after_ddl, expected_heads, strict=False) if s.startswith(h)] == after_ddl[:10]
+    insert, files_row = after_ddl[7], after_ddl[9]
+    assert insert.endswith(f", '{key}', NULL, DATE '2018-11-02' FROM staging_events_load")
+    etag = head["ETag"].strip('"')
+    assert files_row.endswith(
+        f"VALUES ('staging_events', '{key}', DATE '2018-11-02', '{etag}', {head['ContentLength']}, 3, 3, 0)"
+    )
+    assert wh.log[-1] == "COMMIT" and "ROLLBACK" not in wh.log
+
+
+def test_songs_are_one_copy_of_the_prefix(lake_bucket):
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=_answers)
+    staging.replace_staging(
+        run_context(), RecordingResource(wh), lake, STAGING_SONGS, lake.song_files(), "TRUE"
+    )
+    stmts = wh.statements
+    _assert_real_redshift_sql(stmts)
+    copies = [s for s in stmts if s.startswith("COPY ")]
+    assert len(copies) == 1
+    assert f"FROM 's3://{lake_bucket}/lake/song_data/'" in copies[0]
+    assert "FORMAT AS JSON 'auto'" in copies[0]
+    size = len(json.dumps({"song_id": "TRAAA"})) + len(json.dumps({"song_id": "TRAAB"}))
+    assert any(
+        s.endswith(f"VALUES ('staging_songs', 'song_data/', NULL, '2 objects', {size}, 3, 2, 0)")
+        for s in stmts
+    )
+
+
+def test_rejected_copy_is_one_readable_error_after_a_rollback(lake_bucket):
+    bad = f"s3://{lake_bucket}/lake/log_data/2018/11/2018-11-02-events.json"
+    load_errors = [
+        (bad, 2, "ts", "Invalid digit, Value 'x', Pos 0, Type: Long"),
+        (bad, 3, "session_id", "Missing data for not-null field"),
+    ]
+
+    def answers(sql: str) -> list[tuple]:
+        return load_errors if "FROM stl_load_errors" in sql else _answers(sql)
+
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=answers, fail=lambda sql: sql.startswith("COPY "))
+    day = DAYS[1]
+    with pytest.raises(WarehouseError) as caught:
+        staging.replace_staging(
+            run_context(day),
+            RecordingResource(wh, log_jsonpath="s3://elsewhere/log_json_path.json"),
+            lake,
+            STAGING_EVENTS,
+            lake.log_files(day, day),
+            date_filter("source_date", day, day),
+        )
+    assert str(caught.value) == (
+        "Redshift COPY rejected the data (2 first errors): "
+        f"{bad} line 2, column ts: Invalid digit, Value 'x', Pos 0, Type: Long; "
+        f"{bad} line 3, column session_id: Missing data for not-null field"
+    )
+    log = wh.log
+    copy_at = next(i for i, s in enumerate(log) if s.startswith("COPY "))
+    # The failed transaction is rolled back before stl_load_errors is read (Redshift refuses any
+    # other statement in it), nothing is staged or committed, and the run's transaction ends.
+    assert log[copy_at + 1] == "ROLLBACK"
+    assert "FROM stl_load_errors" in log[copy_at + 2]
+    assert "COMMIT" not in log and log[-1] == "ROLLBACK"
+    assert not any(s.startswith(("INSERT INTO staging_events ", "INSERT INTO staging_files ")) for s in log)
+
+
+def test_ensure_jsonpaths_uploads_once_and_respects_a_configured_url(lake_bucket):
+    s3 = boto3.client("s3")
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    assert redshift.ensure_jsonpaths(lake, "s3://other/paths.json") == "s3://other/paths.json"
+    assert "Contents" not in s3.list_objects_v2(Bucket=lake_bucket, Prefix="lake/log_json_path.json")
+    url = redshift.ensure_jsonpaths(lake, None)
+    assert url == f"s3://{lake_bucket}/lake/log_json_path.json"
+    body = s3.get_object(Bucket=lake_bucket, Key="lake/log_json_path.json")["Body"].read()
+    assert json.loads(body) == json.loads(SHIPPED_JSONPATHS.read_text())
+    # A file already there (perhaps edited by the team) is left alone.
+    s3.put_object(Bucket=lake_bucket, Key="lake/log_json_path.json", Body=b'{"jsonpaths": ["kept"]}')
+    assert redshift.ensure_jsonpaths(lake, None) == url
+    assert (
+        s3.get_object(Bucket=lake_bucket, Key="lake/log_json_path.json")["Body"].read()
+        == b'{"jsonpaths": ["kept"]}'
+    )
+
+
+def test_ensure_jsonpaths_upload_refused_is_one_sentence(lake_bucket):
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    # A read-only lake (such as the public udacity-dend bucket): S3 answers HEAD 404, PUT 403.
+    with Stubber(lake.client) as stub:
+        stub.add_client_error("head_object", "404", "Not Found", 404)
+        stub.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(WarehouseError) as caught:
+            redshift.ensure_jsonpaths(lake, None)
+    assert str(caught.value) == (
+        f"Cannot upload the logs' JSONPaths file to s3://{lake_bucket}/lake/log_json_path.json "
+        "(AccessDenied): upload sparkify_assets/data/log_json_path.json somewhere Redshift can read and "
+        "set SPARKIFY_LOG_JSONPATH to its s3:// URL."
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+# --- COPY's REGION: the bucket's, not the cluster's ------------------------------------------------
+
+
+def test_copy_region_is_the_buckets_location(lake_bucket, monkeypatch):
+    monkeypatch.delenv("SPARKIFY_LAKE_REGION", raising=False)
+    assert redshift.copy_region(open_lake(f"s3://{lake_bucket}/lake")) == "eu-central-1"
+    # us-east-1 buckets report an empty LocationConstraint.
+    east = _make_bucket("us-east-1")
+    assert redshift.copy_region(open_lake(f"s3://{east}/lake")) == "us-east-1"
+
+
+def test_copy_region_order(aws_env, monkeypatch):
+    missing = open_lake("s3://no-such-sparkify-bucket/lake")  # its location cannot be read
+    monkeypatch.delenv("SPARKIFY_LAKE_REGION", raising=False)
+    assert redshift.copy_region(missing) == "us-west-2"  # AWS_REGION from aws_env
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ca-central-1")
+    assert redshift.copy_region(missing) == "ca-central-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert redshift.copy_region(missing) == "us-west-2"
+    # SPARKIFY_LAKE_REGION wins over the bucket's location; the resource's region over both.
+    lake = open_lake(f"s3://{_make_bucket('eu-central-1')}/lake")
+    monkeypatch.setenv("SPARKIFY_LAKE_REGION", "ap-south-1")
+    assert redshift.copy_region(lake) == "ap-south-1"
+    assert redshift.copy_region(lake, "sa-east-1") == "sa-east-1"
+
+
+def test_lake_region_setting_reaches_the_warehouse_resource(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for var in ("SPARKIFY_DWH_CFG", "SPARKIFY_REDSHIFT_STATE", "SPARKIFY_LAKE_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    assert config.warehouse_resource().region is None
+    monkeypatch.setenv("SPARKIFY_LAKE_REGION", "eu-central-1")
+    region = config.warehouse_resource().region
+    assert region.env_var_name == "SPARKIFY_LAKE_REGION"  # an EnvVar, resolved when the run starts
