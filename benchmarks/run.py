@@ -1,9 +1,12 @@
 """Benchmark one lake on this machine, in one run:
 
   1. the floor: DuckDB read_json CTAS of the logs + plain Python parse of the song files
-  2. the pipeline on DuckDB, as its own process (wall time, peak RSS, time of each step),
-     then one more day reloaded on top of the loaded lake (the incremental cost)
-  3. the pipeline on PostgreSQL (a throwaway server)
+  2. `sparkify run` on DuckDB, the real command configured by SPARKIFY_LAKE_URL and
+     SPARKIFY_WAREHOUSE_URL (wall time, peak RSS, time of each step from its DAGSTER_HOME);
+     then what daily operation costs: the log sensor's run for the last day on top of the loaded
+     days, the same run into a warehouse without events, and the song sensor's run on an
+     unchanged catalog
+  3. `sparkify run` on PostgreSQL (a throwaway server)
   4. the classic row-by-row psycopg2 INSERT loader (sampled and extrapolated on big lakes)
 
     sparkify generate --events 1000000 --songs 100000 --users 5000 --out /tmp/lake1m
@@ -39,38 +42,69 @@ def _child_floor(args: argparse.Namespace) -> dict:
     return floor.run(Path(args.lake), Path(args.workdir))
 
 
-def _child_pipeline(args: argparse.Namespace) -> dict:
-    """What `sparkify run` does (runner.run_load on a DagsterInstance from DAGSTER_HOME), with the
-    warehouse and lake passed explicitly rather than through the environment."""
-    from datetime import date
+def _steps(instance, run_id: str) -> dict[str, float]:
+    return {
+        s.step_key: s.end_time - s.start_time
+        for s in instance.get_run_step_stats(run_id)
+        if s.end_time and s.start_time
+    }
 
-    from dagster import DagsterInstance
+
+def _child_runinfo(args: argparse.Namespace) -> dict:
+    """After `sparkify run` exited: its run's status, duration and step times from the instance
+    in DAGSTER_HOME, and the warehouse's row counts (not timed)."""
+    from dagster import DagsterInstance, DagsterRunStatus
 
     from sparkify_assets.cli import table_counts
+    from sparkify_assets.resources.warehouse import open_warehouse
+
+    instance = DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    stats = instance.get_run_stats(run.run_id)
+    success = run.status == DagsterRunStatus.SUCCESS
+    return {
+        "run_id": run.run_id,
+        "success": success,
+        "load_seconds": (stats.end_time or 0) - (stats.start_time or 0),
+        "steps": _steps(instance, run.run_id),
+        "counts": dict(table_counts(open_warehouse(args.warehouse))) if success else {},
+    }
+
+
+def _child_sensor_run(args: argparse.Namespace) -> dict:
+    """What a lake sensor's RunRequest costs, run as the daemon would (test_sensors.py `execute`):
+    job sparkify_lake_updates with the sensor's asset selection, for one day's partition (the log
+    sensor: a day's events) or unpartitioned (the song sensor's catalog-only request)."""
+    from dagster import AssetKey, DagsterInstance
+
     from sparkify_assets.definitions import build_defs
     from sparkify_assets.resources.lake import LakeResource
     from sparkify_assets.resources.warehouse import WarehouseResource
-    from sparkify_assets.runner import failures, run_load
+    from sparkify_assets.runner import QUIET, failures
+    from sparkify_assets.sensors import EVENT_ASSETS, SONG_ONLY_ASSETS, sparkify_lake_updates
 
     defs = build_defs(WarehouseResource(url=args.warehouse), LakeResource(url=args.lake))
-    first = date.fromisoformat(args.start) if args.start else None
-    last = date.fromisoformat(args.end) if args.end else None
+    assets = EVENT_ASSETS if args.selection == "events" else SONG_ONLY_ASSETS
     instance = DagsterInstance.get()
     t0 = time.perf_counter()
-    result = run_load(defs, first, last, instance)
-    load_seconds = time.perf_counter() - t0
-    steps = {
-        s.step_key: s.end_time - s.start_time
-        for s in instance.get_run_step_stats(result.run_id)
-        if s.end_time and s.start_time
-    }
-    counts = dict(table_counts(defs.resources["warehouse"].open())) if result.success else {}
+    result = defs.resolve_job_def(sparkify_lake_updates.name).execute_in_process(
+        instance=instance,
+        partition_key=args.start if args.selection == "events" else None,
+        asset_selection=[AssetKey(a) for a in assets],
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    seconds = time.perf_counter() - t0
+    meta = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == "staging_songs":
+            meta = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
     return {
         "success": result.success,
         "failures": failures(result),
-        "load_seconds": load_seconds,
-        "steps": steps,
-        "counts": counts,
+        "load_seconds": seconds,
+        "steps": _steps(instance, result.run_id),
+        "staging_songs_metadata": {k: v for k, v in meta.items() if isinstance(v, int | float | str)},
     }
 
 
@@ -80,7 +114,12 @@ def _child_baseline(args: argparse.Namespace) -> dict:
     return rowbyrow.run(args.warehouse, Path(args.lake), args.max_songs, args.max_events)
 
 
-CHILDREN = {"_floor": _child_floor, "_pipeline": _child_pipeline, "_baseline": _child_baseline}
+CHILDREN = {
+    "_floor": _child_floor,
+    "_runinfo": _child_runinfo,
+    "_sensor_run": _child_sensor_run,
+    "_baseline": _child_baseline,
+}
 
 
 def child_main(argv: list[str]) -> int:
@@ -94,6 +133,7 @@ def child_main(argv: list[str]) -> int:
     p.add_argument("--end")
     p.add_argument("--max-songs", type=int)
     p.add_argument("--max-events", type=int)
+    p.add_argument("--selection", choices=["events", "songs"])
     args = p.parse_args(argv)
     out = CHILDREN[args.mode](args)
     Path(args.result).write_text(json.dumps(out, default=str))
@@ -101,6 +141,18 @@ def child_main(argv: list[str]) -> int:
 
 
 # --- the parent ----------------------------------------------------------------------------
+
+
+def _timed(cmd: list[str], env: dict | None) -> tuple[float, float, float]:
+    """Run a command; return (wall seconds, peak RSS MiB, CPU seconds) of the process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"exit code {code}: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def measure(mode: str, scratch: Path, env: dict | None = None, profile: Path | None = None, **opts) -> dict:
@@ -113,17 +165,25 @@ def measure(mode: str, scratch: Path, env: dict | None = None, profile: Path | N
     for key, value in opts.items():
         if value is not None:
             cmd += [f"--{key.replace('_', '-')}", str(value)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{mode} failed with exit code {proc.returncode}: {' '.join(cmd)}")
+    wall, rss, cpu = _timed(cmd, env)
     out = json.loads(result.read_text())
-    out.update(
-        wall_seconds=wall, peak_rss_mib=usage.ru_maxrss / 1024, cpu_seconds=usage.ru_utime + usage.ru_stime
-    )
+    out.update(wall_seconds=wall, peak_rss_mib=rss, cpu_seconds=cpu)
+    return out
+
+
+def sparkify_run(scratch: Path, lake: Path, warehouse: str, home: str, profile: Path | None = None) -> dict:
+    """The real `sparkify run`, configured the documented way (SPARKIFY_LAKE_URL,
+    SPARKIFY_WAREHOUSE_URL, DAGSTER_HOME), timed as a whole process; then its run's step times
+    and the row counts, read afterwards from the instance and the warehouse."""
+    env = {"SPARKIFY_LAKE_URL": str(lake), "SPARKIFY_WAREHOUSE_URL": warehouse, "DAGSTER_HOME": home}
+    sparkify = Path(sys.executable).with_name("sparkify")
+    if profile:
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), str(sparkify), "run"]
+    else:
+        cmd = [str(sparkify), "run"]
+    wall, rss, cpu = _timed(cmd, env)
+    out = measure("_runinfo", scratch, env={"DAGSTER_HOME": home}, lake=lake, warehouse=warehouse)
+    out.update(wall_seconds=wall, peak_rss_mib=rss, cpu_seconds=cpu, failures=[])
     return out
 
 
@@ -218,16 +278,14 @@ def report(r: dict) -> str:
             p = r[key]
             out.append(_row(label + " (whole process)", p["wall_seconds"], rows, p["peak_rss_mib"]))
             out.append(_row(label + " (run_load only)", p["load_seconds"], rows, None))
-    if "incremental" in r:
-        inc = r["incremental"]
-        out.append(
-            _row(
-                f"one more day ({lake['last_day']}) on the loaded DuckDB",
-                inc["wall_seconds"],
-                lake["last_day_events"],
-                inc["peak_rss_mib"],
-            )
-        )
+    for key, label in (
+        ("incremental", f"one day ({lake['last_day']}), sensor's job, on all days"),
+        ("one_day_alone", "the same day into a warehouse with no events"),
+        ("catalog_unchanged", "song sensor's job, catalog unchanged"),
+    ):
+        if key in r:
+            n = lake["songs"] if key == "catalog_unchanged" else lake["last_day_events"]
+            out.append(_row(label, r[key]["wall_seconds"], n, r[key]["peak_rss_mib"]))
     if "baseline" in r:
         b = r["baseline"]
         note = (
@@ -257,25 +315,37 @@ def report(r: dict) -> str:
                 f"song loader: staging_songs step {songs_step:.2f} s vs plain Python {f['songs_seconds']:.2f} s "
                 f"for {f['songs']:,} files: {songs_step / f['songs_seconds']:.2f}x (target <= 2)"
             )
-    if "incremental" in r and "duckdb" in r:
-        per_day = r["duckdb"]["load_seconds"] / max(lake["log_files"], 1)
+    if "incremental" in r and "one_day_alone" in r:
+        inc, alone = r["incremental"], r["one_day_alone"]
         out.append(
-            f"one more day: run_load {r['incremental']['load_seconds']:.2f} s vs full load / days "
-            f"{per_day:.2f} s ({r['incremental']['load_seconds'] / per_day:.1f}x one day's share)"
+            f"one new day: {inc['load_seconds']:.2f} s on {lake['log_files']} loaded days vs "
+            f"{alone['load_seconds']:.2f} s into a warehouse with no events "
+            f"({inc['load_seconds'] / alone['load_seconds']:.2f}x; target ~1x); whole processes "
+            f"{inc['wall_seconds']:.2f} s vs {alone['wall_seconds']:.2f} s"
+        )
+    if "catalog_unchanged" in r:
+        c = r["catalog_unchanged"]
+        m = c.get("staging_songs_metadata", {})
+        full = r.get("duckdb", {}).get("steps", {}).get("staging_songs")
+        out.append(
+            f"catalog unchanged: staging_songs step {c['steps'].get('staging_songs', 0):.2f} s "
+            f"({m.get('files_unchanged', '?')} files unchanged, {m.get('files', '?')} parsed)"
+            + (f" vs {full:.2f} s for the full load's" if full else "")
         )
     if "baseline" in r and "postgres" in r:
         out.append(
             f"ratio row-by-row / PostgreSQL pipeline: {r['baseline']['estimated_seconds'] / r['postgres']['wall_seconds']:.1f}x "
             "(target >= 50)"
         )
-    steps = [k for k in ("duckdb", "incremental", "postgres") if k in r]
+    steps = [k for k in ("duckdb", "postgres", "incremental", "one_day_alone", "catalog_unchanged") if k in r]
     if steps:
         names = sorted(
             {s for k in steps for s in r[k]["steps"]}, key=lambda s: -r[steps[0]]["steps"].get(s, 0)
         )
         assets = [n for n in names if n in ASSETS]
         checks = [n for n in names if n not in ASSETS]
-        out.append(f"\n  {'time of each step (s)':<50}" + "".join(f"{k:>14}" for k in steps))
+        heads = {"one_day_alone": "day alone", "catalog_unchanged": "catalog same"}
+        out.append(f"\n  {'time of each step (s)':<50}" + "".join(f"{heads.get(k, k):>14}" for k in steps))
         for name in assets:
             out.append(f"  {name:<50}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
         out.append(
@@ -335,12 +405,24 @@ def main(argv: list[str] | None = None) -> int:
         print("2/4 sparkify run on DuckDB", file=sys.stderr)
         duck = f"duckdb://{work / 'pipeline.duckdb'}"
         home = {"DAGSTER_HOME": _dagster_home(work, "dagster-duckdb")}
-        r["duckdb"] = measure("_pipeline", work, env=home, lake=lake, warehouse=duck)
+        r["duckdb"] = sparkify_run(work, lake, duck, home["DAGSTER_HOME"])
         if not args.skip_incremental and r["lake"]["last_day"]:
+            # What a new day costs in daily operation: the log sensor's request (the day's event
+            # assets for one partition), here the last day again on top of all the loaded days...
             day = r["lake"]["last_day"]
-            r["incremental"] = measure(
-                "_pipeline", work, env=home, lake=lake, warehouse=duck, start=day, end=day
+            print("2b/4 one day through the sensor's job, on the loaded warehouse", file=sys.stderr)
+            day_opts = {"lake": lake, "start": day, "selection": "events"}
+            r["incremental"] = measure("_sensor_run", work, env=home, warehouse=duck, **day_opts)
+            # ...the song sensor's request on an unchanged catalog (staging_songs restages nothing)...
+            r["catalog_unchanged"] = measure(
+                "_sensor_run", work, env=home, lake=lake, warehouse=duck, selection="songs"
             )
+            # ...and the same day into a warehouse that holds only the song catalog (loaded first,
+            # untimed), so that Dagster's fixed cost per run and per step is on both sides.
+            alone = f"duckdb://{work / 'one-day.duckdb'}"
+            alone_home = {"DAGSTER_HOME": _dagster_home(work, "dagster-one-day")}
+            measure("_sensor_run", work, env=alone_home, lake=lake, warehouse=alone, selection="songs")
+            r["one_day_alone"] = measure("_sensor_run", work, env=alone_home, warehouse=alone, **day_opts)
 
         if not args.skip_postgres:
             import pgserver
@@ -349,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("3/4 sparkify run on PostgreSQL", file=sys.stderr)
                 url = pgserver.create_database(server, "pipeline")
                 home = {"DAGSTER_HOME": _dagster_home(work, "dagster-postgres")}
-                r["postgres"] = measure("_pipeline", work, env=home, lake=lake, warehouse=url)
+                r["postgres"] = sparkify_run(work, lake, url, home["DAGSTER_HOME"])
                 if not args.skip_baseline:
                     print("4/4 row-by-row baseline", file=sys.stderr)
                     url = pgserver.create_database(server, "baseline")
@@ -376,9 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             print("profiling the DuckDB pipeline", file=sys.stderr)
             prof_home = {"DAGSTER_HOME": _dagster_home(work, "dagster-profile")}
             prof_wh = f"duckdb://{work / 'profile.duckdb'}"
-            measure(
-                "_pipeline", work, env=prof_home, profile=Path(args.profile), lake=lake, warehouse=prof_wh
-            )
+            sparkify_run(work, lake, prof_wh, prof_home["DAGSTER_HOME"], profile=Path(args.profile))
 
         print(report(r))
         if args.profile:

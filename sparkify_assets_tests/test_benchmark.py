@@ -27,7 +27,7 @@ def test_benchmark_script_measures_every_loader_on_a_tiny_lake(tmp_path):
     done = subprocess.run(
         [
             sys.executable, str(SCRIPT), "--lake", str(lake), "--json", str(out), "--workdir", str(tmp_path),
-            "--baseline-songs", "10", "--baseline-events", "100", "--skip-incremental",
+            "--baseline-songs", "10", "--baseline-events", "100",
         ],
         capture_output=True,
         text=True,
@@ -50,7 +50,21 @@ def test_benchmark_script_measures_every_loader_on_a_tiny_lake(tmp_path):
     assert b["songs_sampled"] == 10 and b["songs_total"] == 40 and b["songs_rows"] == 40
     assert b["events_sampled"] == 100 and b["extrapolated"] is True
     assert b["songplays_rows"] == b["songplays_inserted"] > 0
-    assert "incremental" not in r
+    # The sensors' runs: the last day on the loaded warehouse and into one without events (the
+    # same steps on both sides), then the song sensor's run on an unchanged catalog.
+    day_events = sum(1 for line in sorted(lake.rglob("*-events.json"))[-1].read_text().split("\n") if line)
+    assert r["lake"]["last_day_events"] == day_events
+    for key in ("incremental", "one_day_alone"):
+        run = r[key]
+        assert run["success"] and run["failures"] == [], key
+        assert {"staging_events", "songplays", "users", "time"} <= set(run["steps"]), key
+        assert "staging_songs" not in run["steps"], key
+    assert set(r["incremental"]["steps"]) == set(r["one_day_alone"]["steps"])
+    same = r["catalog_unchanged"]
+    assert same["success"] and set(same["steps"]) >= {"staging_songs", "songs", "artists"}
+    meta = same["staging_songs_metadata"]
+    assert meta["restage"] == "incremental" and meta["files_unchanged"] == 40 and meta["files"] == 0
+    assert "one new day:" in done.stdout and "catalog unchanged:" in done.stdout
     assert "ratio DuckDB pipeline / floor" in done.stdout
     assert "ratio row-by-row / PostgreSQL pipeline" in done.stdout
     assert "staging_events" in done.stdout
