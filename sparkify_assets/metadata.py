@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import MetadataValue, TableColumn, TableSchema
+from collections.abc import Mapping
+from datetime import date
 
+from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
+
+from sparkify_assets.partitions import date_filter
 from sparkify_assets.resources.warehouse import Session
 from sparkify_assets.tables import Table
 
@@ -66,16 +70,53 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def materialization_metadata(tx: Session, table: Table, row_count: int, where: str = "TRUE") -> dict:
-    """Row count, column schema and a small preview of what a materialization wrote."""
+    """Row count, column schema and a small preview of what a materialization wrote.
+
+    For a daily-partitioned table, `where` selects the run's days and `row_count` counts them:
+    it is reported as `run_rows`, and as `dagster/row_count` only until `report_partition_rows`
+    gives each day's event its own count (a single run over many days emits one materialization
+    per day, and without it every day would show the whole range's rows).
+    """
     cols = table.contract_columns
     order = ", ".join(table.primary_key or cols[:1])
     preview = tx.query(
         f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT {PREVIEW_ROWS}"
     )
-    return {
+    meta = {
         "dagster/row_count": row_count,
         "dagster/column_schema": column_schema(table),
         "dagster/table_name": table.name,
         "table_rows": tx.scalar(f"SELECT COUNT(*) FROM {table.name}"),
         "preview": MetadataValue.md(markdown_table(cols, preview)),
     }
+    if table.partition_column:
+        meta["run_rows"] = row_count
+    return meta
+
+
+# How the row counts of a daily-partitioned asset read in the UI; shown on its definition.
+PARTITION_ROW_COUNTS = MetadataValue.md(
+    "Each day (partition) gets its own materialization event, also when one run loads many days:\n\n"
+    '- `dagster/row_count` ("Row count"): the rows of **that day** (0 for a day without a log file),\n'
+    "- `run_rows`: the rows the run wrote over all its days,\n"
+    "- `table_rows`: the whole table after the run,\n"
+    "- `preview`: the first rows of the run's days."
+)
+
+
+def partition_row_counts(tx: Session, table: Table, first: date, last: date) -> dict[str, int]:
+    """Rows of a daily-partitioned table per day in first..last, keyed by partition key
+    (YYYY-MM-DD); a day without rows is absent."""
+    col = table.partition_column
+    got = tx.query(
+        f"SELECT {col}, COUNT(*) FROM {table.name} WHERE {date_filter(col, first, last)} GROUP BY {col}"
+    )
+    return {(day if isinstance(day, str) else day.isoformat())[:10]: int(n) for day, n in got}
+
+
+def report_partition_rows(context: AssetExecutionContext, counts: Mapping[str, int]) -> None:
+    """Give each partition this run materializes its own `dagster/row_count` (0 when absent from
+    `counts`). Dagster merges partition-scoped metadata over the MaterializeResult's, event by event
+    (`context.add_asset_metadata(..., partition_key=...)`, Dagster 1.13)."""
+    for key in context.partition_keys:
+        context.add_asset_metadata({"dagster/row_count": int(counts.get(key, 0))}, partition_key=key)

@@ -4,14 +4,17 @@ Each table's SELECT lives in `sql/<table>.sql`; the asset wraps it in one transa
 replaces the rows it owns (a partition's days for songplays, the whole table for a dimension).
 """
 
-from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from sparkify_assets import config
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
+    PARTITION_ROW_COUNTS,
     definition_metadata,
     layer_tags,
     materialization_metadata,
+    partition_row_counts,
+    report_partition_rows,
 )
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
@@ -40,7 +43,7 @@ def rebuild_dimension(
     return MaterializeResult(metadata=meta)
 
 
-def _star_asset(table: Table, deps: list[str], **kwargs):
+def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = None, **kwargs):
     return asset(
         name=table.name,
         description=table.description,
@@ -50,7 +53,7 @@ def _star_asset(table: Table, deps: list[str], **kwargs):
         kinds=KINDS,
         deps=[AssetDep(d) for d in deps],
         backfill_policy=BackfillPolicy.single_run(),
-        metadata=definition_metadata(table),
+        metadata={**definition_metadata(table), **(extra_metadata or {})},
         pool="sparkify_warehouse",
         **kwargs,
     )
@@ -59,25 +62,41 @@ def _star_asset(table: Table, deps: list[str], **kwargs):
 # The fact waits for the dimensions it references, so its reference checks, run right after it,
 # always see them built (the UI's backfill runs one dependency level after another).
 @_star_asset(
-    SONGPLAYS, ["staging_events", "staging_songs", "users", "songs", "artists"], partitions_def=DAILY
+    SONGPLAYS,
+    ["staging_events", "staging_songs", "users", "songs", "artists"],
+    partitions_def=DAILY,
+    extra_metadata={
+        "row_counts": PARTITION_ROW_COUNTS,
+        "match_rate_rule": MetadataValue.md(
+            "`matched_plays`: plays of the **whole table** (every day loaded so far, not only the "
+            "run's days) whose song is in the catalog; `match_rate` = `matched_plays` / `table_rows`, "
+            "rounded to 6 decimals."
+        ),
+    },
 )
 def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_dates(context)
     where = date_filter("source_date", first, last)
     select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
 
-    def work(tx: Session) -> tuple[int, int, dict]:
+    def work(tx: Session) -> tuple[dict[str, int], int, dict]:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
         tx.sql(_insert(SONGPLAYS, select))
         rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
-        matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where} AND song_id IS NOT NULL")
-        return rows, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
+        matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
+        per_day = partition_row_counts(tx, SONGPLAYS, first, last)
+        return per_day, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
 
-    rows, matched, meta = warehouse.open().run(work)
+    per_day, matched, meta = warehouse.open().run(work)
+    total = meta["table_rows"]
     meta["matched_plays"] = matched
-    meta["match_rate"] = round(matched / rows, 6) if rows else 0.0
-    context.log.info(f"songplays {first} to {last}: {rows} plays, {matched} matched to the catalog")
+    meta["match_rate"] = round(matched / total, 6) if total else 0.0
+    report_partition_rows(context, per_day)
+    context.log.info(
+        f"songplays {first} to {last}: {meta['run_rows']} plays on {len(per_day)} days; whole table "
+        f"{total} plays, {matched} matched to the catalog"
+    )
     return MaterializeResult(metadata=meta)
 
 
