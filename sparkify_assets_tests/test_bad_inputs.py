@@ -4,6 +4,7 @@ load normally, and the reconciliation checks pass."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -62,7 +63,44 @@ EXPECTED = {
 }
 
 
+# What a Python exception's text or repr looks like, as opposed to a sentence for a person.
+NOT_A_SENTENCE = re.compile(
+    r"Traceback|\w+(Error|Exception)\b|<[^>]*>|\(char \d+\)|\bb'|\\x[0-9a-f]{2}|^\w+\(|\bNone\b|\bcodec\b"
+)
+
+
+def _readable(reason: str) -> bool:
+    """One short line of words, starting with a word or a field name, and no exception repr."""
+    return (
+        0 < len(reason) <= 120
+        and "\n" not in reason
+        and reason == reason.strip()
+        and re.match(r"^[a-zA-Z]+ ", reason) is not None
+        and NOT_A_SENTENCE.search(reason) is None
+    )
+
+
+def test_the_readability_rule_tells_sentences_from_exceptions():
+    assert _readable("invalid JSON: Expecting value")
+    assert _readable('ts is not an integer: "1541100030000"')
+    for raw in (
+        "JSONDecodeError('Expecting value: line 1 column 1 (char 0)')",
+        "Expecting value: line 1 column 1 (char 0)",
+        "'utf-8' codec can't decode byte 0xff in position 3: invalid start byte",
+        "invalid UTF-8 bytes: b'\\xff\\xfe'",
+        "KeyError: 'ts'",
+        "ValueError: invalid literal for int() with base 10: 'abc'",
+        "missing required field <class 'str'>",
+        "Traceback (most recent call last):",
+    ):
+        assert not _readable(raw), raw
+
+
 def _assert_corpus(url: str, result) -> None:
+    # Every reason in the table, on this backend, reads as a sentence, not an exception.
+    reasons = [r for (r,) in rows(url, "staging_rejects", ["reason"])]
+    assert len(reasons) == sum(len(v[2]) for v in EXPECTED.values())
+    assert [r for r in reasons if not _readable(r)] == []
     files = {
         k: (r, s, j)
         for k, r, s, j in rows(
