@@ -283,8 +283,9 @@ class PostgresWarehouse(Warehouse):
                 return self._connect_once()
             except psycopg2.OperationalError as exc:
                 # A wrong password or database will not fix itself: fail at once.
-                final = (
-                    attempt == self.attempts or "authentication" in str(exc) or "does not exist" in str(exc)
+                # A refused login or a missing database will not change on retry: say so at once.
+                final = attempt == self.attempts or any(
+                    phrase in str(exc) for phrase in ("authentication", "no password supplied", "does not exist")
                 )
                 if not final:
                     time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
