@@ -104,7 +104,9 @@ def _child_sensor_run(args: argparse.Namespace) -> dict:
         "failures": failures(result),
         "load_seconds": seconds,
         "steps": _steps(instance, result.run_id),
-        "staging_songs_metadata": {k: v for k, v in meta.items() if isinstance(v, int | float | str)},
+        "staging_songs_metadata": {
+            k: v for k, v in meta.items() if isinstance(v, int | float | str) and k != "preview"
+        },
     }
 
 
