@@ -216,3 +216,17 @@ def test_inconsistent_bookkeeping_restages_whole(lake, tmp_path):
     assert meta["restage"] == "full" and meta["files"] == SAMPLE_SONG_FILES
     assert counts(meta) == (SAMPLE_SONG_FILES, 0, 0, 0)
     assert_equals_clean_load(url, lake, tmp_path)
+
+
+def test_most_files_stale_restages_whole(lake, tmp_path):
+    """Above half the loaded files stale, one DELETE and a full parse beat thousands of keyed
+    deletes; the result is the same."""
+    url = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+    materialize(url, lake)
+    songs = sorted((lake / "song_data").rglob("*.json"))
+    for path in songs[:40]:  # 40 of 71 removed: more than half
+        path.unlink()
+    meta = materialize(url, lake)
+    assert meta["restage"] == "full" and meta["files"] == SAMPLE_SONG_FILES - 40
+    assert counts(meta) == (SAMPLE_SONG_FILES - 40, 0, 0, 40)
+    assert_equals_clean_load(url, lake, tmp_path)
