@@ -23,6 +23,8 @@ from sparkify_assets.metadata import (
     layer_tags,
     markdown_table,
     materialization_metadata,
+    partition_row_counts,
+    report_partition_rows,
 )
 from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
@@ -74,15 +76,9 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
 
 def _copy_settings(warehouse: WarehouseResource, lake: Lake) -> redshift.CopySettings:
     """Redshift reads S3 itself: it needs the role, the region and the logs' JSONPaths file."""
-    region = (
-        warehouse.region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-west-2"
-    )
     return redshift.CopySettings(
         iam_role=warehouse.iam_role or "",
-        region=region,
+        region=redshift.copy_region(lake, warehouse.region),
         jsonpaths_url=redshift.ensure_jsonpaths(lake, warehouse.log_jsonpath),
     )
 
@@ -154,9 +150,13 @@ def staging_events(
     if not files and not lk.log_files():
         raise LakeError(f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json).")
     context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
-    return replace_staging(
+    result = replace_staging(
         context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last)
     )
+    # One run may load many days: each day's materialization gets its own row count.
+    with warehouse.open().transaction() as tx:
+        report_partition_rows(context, partition_row_counts(tx, STAGING_EVENTS, first, last))
+    return result
 
 
 @asset(
