@@ -14,6 +14,16 @@ from sparkify_assets.resources.lake import sample_lake_path
 from sparkify_assets_tests.pgserver import create_database, free_port, throwaway_server
 
 SAMPLE = sample_lake_path()
+# The shipped sample's row counts, from the data contract (DESIGN.md section 2), not from the code.
+CONTRACT = {
+    "staging_events": 8056,
+    "staging_songs": 71,
+    "songplays": 6820,
+    "users": 97,
+    "songs": 71,
+    "artists": 69,
+    "time": 6813,
+}
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

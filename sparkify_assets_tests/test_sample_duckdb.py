@@ -7,18 +7,8 @@ import datetime as dt
 
 import pytest
 
+from sparkify_assets_tests.conftest import CONTRACT
 from sparkify_assets_tests.helpers import check_results, count, load, rows
-
-# From the data contract (DESIGN.md section 2), not from the code.
-CONTRACT = {
-    "staging_events": 8056,
-    "staging_songs": 71,
-    "songplays": 6820,
-    "users": 97,
-    "songs": 71,
-    "artists": 69,
-    "time": 6813,
-}
 
 
 @pytest.fixture(scope="module")
