@@ -48,6 +48,7 @@ def definition_metadata(table: Table) -> dict:
         meta["primary_key"] = ", ".join(table.primary_key)
     if table.partition_column:
         meta["partition_column"] = table.partition_column
+        meta["row_counts"] = PARTITION_ROW_COUNTS
     if table.layout_reason:
         meta["redshift_layout"] = MetadataValue.md(
             f"`DISTSTYLE {table.diststyle}`"

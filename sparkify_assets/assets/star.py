@@ -9,7 +9,6 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Materialize
 from sparkify_assets import config
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
-    PARTITION_ROW_COUNTS,
     definition_metadata,
     layer_tags,
     materialization_metadata,
@@ -66,7 +65,6 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
     ["staging_events", "staging_songs", "users", "songs", "artists"],
     partitions_def=DAILY,
     extra_metadata={
-        "row_counts": PARTITION_ROW_COUNTS,
         "match_rate_rule": MetadataValue.md(
             "`matched_plays`: plays of the **whole table** (every day loaded so far, not only the "
             "run's days) whose song is in the catalog; `match_rate` = `matched_plays` / `table_rows`, "
