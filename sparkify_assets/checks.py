@@ -120,7 +120,15 @@ def _failing(warehouse: WarehouseResource, sql: str, **meta) -> AssetCheckResult
     metadata = {"failing_rows": count, **meta}
     if sample:
         metadata["failing_sample"] = MetadataValue.md(markdown_table(columns, sample))
-    return AssetCheckResult(passed=count == 0, metadata=metadata, severity=AssetCheckSeverity.ERROR)
+    # The first failing row, in words, so the run log and `sparkify run` say what failed, not only that.
+    description = (
+        f"{count} failing row(s), first: " + ", ".join(f"{c}={v}" for c, v in zip(columns, sample[0], strict=True))
+        if sample
+        else None
+    )
+    return AssetCheckResult(
+        passed=count == 0, metadata=metadata, severity=AssetCheckSeverity.ERROR, description=description
+    )
 
 
 def key_check(table: Table, rule: str) -> AssetChecksDefinition:

@@ -73,5 +73,6 @@ def failures(result: ExecuteInProcessResult) -> list[str]:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             if not ev.passed:
-                lines.append(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}")
+                detail = f" ({ev.description})" if ev.description else ""
+                lines.append(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}{detail}")
     return lines

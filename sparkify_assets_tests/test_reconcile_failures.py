@@ -113,7 +113,11 @@ def test_a_row_lost_during_a_postgres_load_fails_the_run(pg_url):
     failed = checks["staging_events:reconcile_records"]
     assert failed["passed"] is False and failed["failing_rows"] == 1
     assert _row(EVENTS_2, READ_2, READ_2 - 1, 0) in failed["failing_sample"]
-    assert "check failed: staging_events reconcile_records" in failures(result)
+    # The run's one-line summary names the file and its counts, not only the check.
+    assert (
+        f"check failed: staging_events reconcile_records (1 failing row(s), first: source_key={EVENTS_2}, "
+        f"records_read={READ_2}, staged={READ_2 - 1}, rejected=0)"
+    ) in failures(result)
     # Blocking: nothing built from the short staging table in this run.
     assert "staging_events" in _materialized(result) and "songplays" not in _materialized(result)
 
@@ -140,5 +144,8 @@ def test_a_play_lost_during_a_postgres_load_fails_the_run(pg_url):
     assert failed["passed"] is False and failed["failing_rows"] == 1
     assert _row("2018-11-03", NEXTSONG_3, NEXTSONG_3 - 1) in failed["failing_sample"]
     assert checks["staging_events:reconcile_records"]["passed"] is True
-    assert "check failed: songplays reconcile_nextsong_events" in failures(result)
+    assert (
+        "check failed: songplays reconcile_nextsong_events (1 failing row(s), first: day=2018-11-03, "
+        f"events={NEXTSONG_3}, plays={NEXTSONG_3 - 1})"
+    ) in failures(result)
     assert "songplays" in _materialized(result) and "time" not in _materialized(result)
