@@ -165,7 +165,14 @@ def test_staging_metadata_reports_rejects(duckdb_url):
     }
     assert meta["staging_events"]["rows_rejected"].value == 18  # 2+4+4+3+1+1+2+1, from EXPECTED
     assert meta["staging_events"]["records_read"].value == 29
-    assert meta["staging_events"]["dagster/row_count"].value == 11
+    # One event per day: each carries its own day's rows; run_rows is the run's total.
+    assert meta["staging_events"]["run_rows"].value == 11
+    per_day = [
+        e.materialization.metadata["dagster/row_count"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "staging_events"
+    ]
+    assert sum(per_day) == 11
     assert meta["staging_songs"]["rows_rejected"].value == 2
 
 
