@@ -41,19 +41,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sparkify_assets.definitions import defs
     from sparkify_assets.runner import failures, lake_range, open_resource, run_load
 
+    # Configuration mistakes (a bad URL scheme, a missing lake) end here in one line, not once per step.
+    warehouse = open_resource(defs, "warehouse")
+    warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
     lake_first, lake_last = lake_range(defs)
     first = date.fromisoformat(args.start) if args.start else lake_first
     last = date.fromisoformat(args.end) if args.end else lake_last
     print(
         f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); loading {first} to {last}"
     )
+    print(f"warehouse: {warehouse.describe()}")
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     result = run_load(defs, first, last, instance)
     for line in failures(result):
         print(line, file=sys.stderr)
     if not result.success:
         return 1
-    print_counts(open_resource(defs, "warehouse"))
+    print_counts(warehouse)
     return 0
 
 

@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from sparkify_assets_tests.conftest import CONTRACT
 from sparkify_assets_tests.helpers import count
-from sparkify_assets_tests.test_sample_duckdb import CONTRACT
+from sparkify_assets_tests.pgserver import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -61,3 +64,27 @@ def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {t: count(url, t) for t in CONTRACT} == CONTRACT
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("mysql://me@127.0.0.1/db", "Unknown warehouse URL scheme mysql://"),
+        ("postgresql://me@127.0.0.1:{port}/db", "Cannot connect to the warehouse postgresql://me@127.0.0.1:{port}/db"),
+    ],
+    ids=["unknown-scheme", "unreachable-host"],
+)
+def test_a_bad_warehouse_is_one_line_before_any_step(tmp_path, url, says):
+    port = free_port()  # nothing listens there
+    secret = "Not-The-Real-Password-42"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARKIFY_", "DAGSTER_HOME"))}
+    env.update(SPARKIFY_WAREHOUSE_URL=url.format(port=port), SPARKIFY_WAREHOUSE_PASSWORD=secret)
+    proc = subprocess.run(
+        [str(BIN / "sparkify"), "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + says.format(port=port)), proc.stderr
+    assert "SPARKIFY_WAREHOUSE_URL" in lines[0] or "SPARKIFY_WAREHOUSE_PASSWORD" in lines[0]  # what to do
+    assert secret not in proc.stdout + proc.stderr
+    assert "STEP_FAILURE" not in proc.stdout + proc.stderr  # no run was launched
