@@ -77,6 +77,10 @@ LOGS = {
         _event(1541329200000, "8", "paid", song="Solo", artist="Echo", length=100.0, session=104),
         # The only "Solo" by Foxtrot, far from its duration: still the match.
         _event(1541329380000, "8", "paid", song="Solo", artist="Foxtrot", length=150.0, session=104, item=1),
+        # No length: every distance is unknown, so the smallest song_id (SOM0001) wins.
+        _event(1541336400000, "8", "paid", song="Twin", artist="Echo", length=None, session=107),
+        # Length 0.0 is a length, not a missing one: closest is SOM0003 (190).
+        _event(1541336460000, "8", "paid", song="Twin", artist="Echo", length=0.0, session=107, item=1),
     ],
     "2018-12-31": [
         # User 7's latest event (greatest ts) is this free play, written before an earlier paid event.
@@ -148,6 +152,8 @@ SONGPLAYS = [
     ("9f43b7c7f0d9fe594e11b983e7d05a79", T(2018, 11, 4, 10, 15, 30, 500000), "7", "paid", "SOM0001", "ARE", 103, "London, UK", UA),
     ("9747e595127b8ee63011406df900ac41", T(2018, 11, 4, 11, 0, 0), "8", "paid", None, None, 104, "Oslo, NO", UA),
     ("c70cd638076de650977e9a8b0cbff17b", T(2018, 11, 4, 11, 3, 0), "8", "paid", "SOM0004", "ARF", 104, "Oslo, NO", UA),
+    ("70c465b7eba777cc38e2ec40824a5ac8", T(2018, 11, 4, 13, 0, 0), "8", "paid", "SOM0001", "ARE", 107, "Oslo, NO", UA),
+    ("2ff2fbfa3c45953fd5026752694e4d1d", T(2018, 11, 4, 13, 1, 0), "8", "paid", "SOM0003", "ARE", 107, "Oslo, NO", UA),
     ("c6e0b4e49c1f4f28a51a3c016345e7f5", T(2018, 12, 31, 8, 0, 0, 250000), "7", "free", None, None, 105, "London, UK", UA),
 ]  # fmt: skip
 
@@ -184,6 +190,8 @@ TIME = [
     (T(2018, 11, 4, 10, 15, 30, 500000), 10, 4, 44, 11, 2018, 0),  # Sunday
     (T(2018, 11, 4, 11, 0, 0), 11, 4, 44, 11, 2018, 0),
     (T(2018, 11, 4, 11, 3, 0), 11, 4, 44, 11, 2018, 0),
+    (T(2018, 11, 4, 13, 0, 0), 13, 4, 44, 11, 2018, 0),
+    (T(2018, 11, 4, 13, 1, 0), 13, 4, 44, 11, 2018, 0),
     (T(2018, 12, 31, 8, 0, 0, 250000), 8, 31, 1, 12, 2018, 1),  # Monday of ISO week 1 of 2019
 ]
 
