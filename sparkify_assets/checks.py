@@ -122,7 +122,8 @@ def _failing(warehouse: WarehouseResource, sql: str, **meta) -> AssetCheckResult
         metadata["failing_sample"] = MetadataValue.md(markdown_table(columns, sample))
     # The first failing row, in words, so the run log and `sparkify run` say what failed, not only that.
     description = (
-        f"{count} failing row(s), first: " + ", ".join(f"{c}={v}" for c, v in zip(columns, sample[0], strict=True))
+        f"{count} failing row(s), first: "
+        + ", ".join(f"{c}={v}" for c, v in zip(columns, sample[0], strict=True))
         if sample
         else None
     )

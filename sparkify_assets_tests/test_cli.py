@@ -70,7 +70,10 @@ def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
     "url, says",
     [
         ("mysql://me@127.0.0.1/db", "Unknown warehouse URL scheme mysql://"),
-        ("postgresql://me@127.0.0.1:{port}/db", "Cannot connect to the warehouse postgresql://me@127.0.0.1:{port}/db"),
+        (
+            "postgresql://me@127.0.0.1:{port}/db",
+            "Cannot connect to the warehouse postgresql://me@127.0.0.1:{port}/db",
+        ),
     ],
     ids=["unknown-scheme", "unreachable-host"],
 )

@@ -285,7 +285,8 @@ class PostgresWarehouse(Warehouse):
                 # A wrong password or database will not fix itself: fail at once.
                 # A refused login or a missing database will not change on retry: say so at once.
                 final = attempt == self.attempts or any(
-                    phrase in str(exc) for phrase in ("authentication", "no password supplied", "does not exist")
+                    phrase in str(exc)
+                    for phrase in ("authentication", "no password supplied", "does not exist")
                 )
                 if not final:
                     time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
