@@ -86,6 +86,9 @@ LOGS = {
         # User 7's latest event (greatest ts) is this free play, written before an earlier paid event.
         _event(1546243200250, "7", "free", song="Unknown", artist="Nobody", length=99.5, session=105, item=2),
         _event(1546243140000, "7", "paid", page="Home", session=105, item=1),
+        # User 8's latest ts appears on two lines: the later line (level free, "Second") wins.
+        _event(1546245000000, "8", "paid", page="Home", session=108, last="First"),
+        _event(1546245000000, "8", "free", page="Logout", session=108, item=1, last="Second"),
         # The latest event of all is a logged-out visitor's, at level paid: it belongs to no user.
         _event(1546246800000, "", "paid", page="Home", session=106),
     ],
@@ -159,7 +162,7 @@ SONGPLAYS = [
 
 USERS = [
     ("7", "Ada", "Lovelace", "F", "free"),  # free -> paid -> paid (Home) -> free at the greatest ts
-    ("8", "Bob", "New", "M", "paid"),  # last name from the latest event
+    ("8", "Bob", "Second", "M", "free"),  # the later of the two lines at the greatest ts
 ]
 
 SONGS_TABLE = [
