@@ -15,27 +15,27 @@ SONG_DATA = AssetKey(["lake", "song_data"])
 
 _KINDS = {config.lake_kind(), "json"}
 
+
+def _lake_spec(key: AssetKey, description: str) -> AssetSpec:
+    return AssetSpec(
+        key,
+        description=description,
+        group_name="lake",
+        kinds=_KINDS,
+        owners=ENGINEERING_OWNERS,
+        tags={"layer": "lake", "source": key.path[-1]},
+    )
+
+
 LAKE_ASSETS = [
-    AssetSpec(
+    _lake_spec(
         LOG_DATA,
-        description=(
-            "The app's activity logs: `log_data/YYYY/MM/YYYY-MM-DD-events.json`, JSON Lines, one "
-            "event per line, one file per day. Written by the app; watched by `sparkify_log_sensor`."
-        ),
-        group_name="lake",
-        kinds=_KINDS,
-        owners=ENGINEERING_OWNERS,
-        tags={"layer": "lake", "source": "log_data"},
+        "The app's activity logs: `log_data/YYYY/MM/YYYY-MM-DD-events.json`, JSON Lines, one "
+        "event per line, one file per day. Written by the app; watched by `sparkify_log_sensor`.",
     ),
-    AssetSpec(
+    _lake_spec(
         SONG_DATA,
-        description=(
-            "The song catalog: `song_data/<A>/<B>/<C>/TR….json`, one song object per file. Written by "
-            "the catalog export; watched by `sparkify_song_sensor`."
-        ),
-        group_name="lake",
-        kinds=_KINDS,
-        owners=ENGINEERING_OWNERS,
-        tags={"layer": "lake", "source": "song_data"},
+        "The song catalog: `song_data/<A>/<B>/<C>/TR….json`, one song object per file. Written by "
+        "the catalog export; watched by `sparkify_song_sensor`.",
     ),
 ]
