@@ -163,7 +163,10 @@ class LocalLake(Lake):
         return out
 
     def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        # A string path, not root / key: building 100k Path objects cost 0.3-0.5 s of 1.5 s
+        # to read 100k song files.
+        with open(os.path.join(self.url, key), "rb") as fh:
+            return fh.read()
 
 
 class S3Lake(Lake):
