@@ -10,6 +10,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sparkify_assets.wire_logs import redact_wire_logs
+
 S3_THREADS = 10  # botocore's default connection pool size
 S3_IN_FLIGHT = 100  # bounded, so a large catalog never queues up in memory
 
@@ -80,6 +82,7 @@ class S3Sink(Sink):
         if not self.bucket:
             raise ValueError(f"{url} names no bucket: use s3://bucket/prefix")
         self.url = url
+        redact_wire_logs()
         self.s3 = boto3.client("s3")
         self._pool = ThreadPoolExecutor(S3_THREADS)
         self._pending: set[Future] = set()

@@ -21,11 +21,9 @@ from sparkify_assets.runner import failures, run_load
 PASSWORD = "pw-Xq7/never+printed=ok"
 KEY_ID = "AKIAQQQSECRETKEYID77"
 SECRET_KEY = "sk/Zr9+aws-secret=never-printed"
-SECRETS = (PASSWORD, KEY_ID, SECRET_KEY)
-# What nothing at all may hold, not even a library's own DEBUG log: the access key ID is sent
-# in every request's Authorization header, so botocore's DEBUG log of a request shows it (as
-# AWS's own tools do); the password and the secret key are never sent or shown.
-NEVER = (PASSWORD, SECRET_KEY)
+# Temporary credentials' token: sent in every request, so botocore's DEBUG log would show it.
+SESSION_TOKEN = "FwoGZXIvYXdzEBo/session+token=never-printed"
+SECRETS = (PASSWORD, KEY_ID, SECRET_KEY, SESSION_TOKEN)
 
 
 def _forms(secret: str) -> list[str]:
@@ -79,10 +77,10 @@ def test_secret_forms_are_found():
 def test_password_and_aws_keys_never_appear(
     request, monkeypatch, tmp_path, capfd, caplog, backend, s3_sample_lake
 ):
-    """A whole run with a password and AWS keys, every logger at DEBUG (botocore, urllib3 and
-    boto3 included) and Dagster's console log on: nothing it prints, logs, records or writes
-    (its working directory with .sparkify/, the DuckDB file and its spill folder, and
-    DAGSTER_HOME) holds a secret, in clear or encoded."""
+    """A whole run with a password and AWS keys (a session token too), every logger at DEBUG
+    (botocore, urllib3 and boto3 included) and Dagster's console log on: nothing it prints, logs,
+    records or writes (its working directory with .sparkify/, the DuckDB file and its spill
+    folder, and DAGSTER_HOME) holds a secret, in clear or encoded."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -95,6 +93,7 @@ def test_password_and_aws_keys_never_appear(
     monkeypatch.setenv("SPARKIFY_LAKE_URL", s3_sample_lake)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)  # this moto accepts any key
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -116,9 +115,11 @@ def test_password_and_aws_keys_never_appear(
     assert any(r.name.startswith("botocore") and r.levelno == logging.DEBUG for r in caplog.records)
     assert s3_sample_lake.split("/")[2] in logged  # the bucket's name
     assert _leaks(out + err) == []
-    assert _leaks(logged, NEVER) == []
-    # The capture saw the signed requests themselves: the key ID is in their Authorization header.
-    assert KEY_ID in logged
+    # The capture saw the signed requests themselves (their Authorization and token headers,
+    # and the canonical requests signed), yet no key ID or token in them.
+    assert "Sending http request" in logged and "'Authorization'" in logged
+    assert "x-amz-security-token:" in logged.lower()
+    assert _leaks(logged) == []
     written = _files(work, home)
     if backend == "duckdb":
         assert (work / ".sparkify" / "sparkify.duckdb") in written  # the default warehouse file

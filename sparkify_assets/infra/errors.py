@@ -1,8 +1,7 @@
-"""AWS failures turned into one sentence a user can act on, and secrets kept out of debug logs."""
+"""AWS failures turned into one sentence a user can act on."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -94,33 +93,3 @@ def aws_errors(action: str, needs: str = "", secrets: tuple[str | None, ...] = (
         yield
     except (BotoCoreError, ClientError) as exc:
         raise explain(exc, action, needs, secrets) from None
-
-
-# botocore and urllib3 log every request body at DEBUG; create_cluster's body holds the password.
-_WIRE_LOGGERS = ("botocore", "urllib3", "boto3", "s3transfer")
-
-
-@contextmanager
-def quiet_wire_logs() -> Iterator[None]:
-    """Silence the AWS SDK's DEBUG logging for a call whose request carries a secret."""
-    saved = []
-    for name in _WIRE_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
-        if logger.getEffectiveLevel() < logging.INFO:
-            logger.setLevel(logging.INFO)
-    # Child loggers with a level of their own would still log: quiet those too.
-    children = [
-        logging.getLogger(name)
-        for name in list(logging.root.manager.loggerDict)
-        if name.split(".")[0] in _WIRE_LOGGERS and "." in name
-    ]
-    for logger in children:
-        saved.append((logger, logger.level))
-        if logger.level and logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        for logger, level in reversed(saved):
-            logger.setLevel(level)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparkify_assets.infra.errors import aws_errors, quiet_wire_logs
+from sparkify_assets.infra.errors import aws_errors
 from sparkify_assets.infra.settings import (
     InfraError,
     InfraSettings,
@@ -26,6 +26,7 @@ from sparkify_assets.infra.settings import (
     read_state,
     save_state,
 )
+from sparkify_assets.wire_logs import quiet_wire_logs
 
 Report = Callable[[str], None]
 

@@ -24,6 +24,7 @@ from sparkify_assets.infra.settings import (
     dwh_cfg_path,
     resolve_settings,
 )
+from sparkify_assets.wire_logs import redact_wire_logs
 
 _CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 
@@ -47,6 +48,7 @@ class _Boto3ClientResource(ResourceWithBoto3Configuration):
             creds = cfg_credentials(self.dwh_cfg)
             if creds:
                 key, secret = creds
+        redact_wire_logs()
         session = boto3.session.Session(profile_name=self.profile_name)
         return session.client(
             self.service,

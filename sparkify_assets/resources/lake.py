@@ -23,6 +23,8 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from sparkify_assets.wire_logs import redact_wire_logs
+
 LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
 THROTTLING_CODES = ("SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503")
 S3_FETCH_THREADS = 10  # botocore's default connection pool size
@@ -278,6 +280,7 @@ def open_lake(url: str, s3: S3Resource | None = None) -> Lake:
     if scheme == "s3":
         if not parts.netloc:
             raise LakeError(f"{url!r} names no bucket: use s3://bucket/prefix.")
+        redact_wire_logs()
         # boto3 reads AWS_ENDPOINT_URL, AWS_REGION and the keys itself; S3Resource adds retries.
         return S3Lake((s3 or S3Resource()).get_client(), parts.netloc, unquote(parts.path))
     if scheme == "file":
