@@ -106,9 +106,11 @@ def insert_songs_sql(prefix_key: str) -> str:
     )
 
 
-LINES_SCANNED_SQL = (
-    "SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits WHERE query = pg_last_copy_id()"
+LOADED_FILES_SQL = (
+    "SELECT TRIM(filename), lines_scanned FROM stl_load_commits WHERE query = pg_last_copy_id()"
 )
+FILENAME_WIDTH = 256  # stl_load_commits.filename is CHAR(256)
+STRAY_SHOWN = 3
 LOAD_ERRORS_SQL = (
     "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason) FROM stl_load_errors "
     f"WHERE session = pg_backend_pid() ORDER BY starttime DESC LIMIT {LOAD_ERROR_ROWS}"
@@ -147,14 +149,36 @@ def _copy(tx: Session, sql: str) -> None:
         ) from None
 
 
+def _lines_loaded(tx: Session, source: str, expected: set[str]) -> int:
+    """Lines the last COPY scanned, refusing it if it read objects other than the lake's files.
+
+    COPY FROM a key is a prefix match: `…-events.json` also loads `…-events.json.bak`, and
+    `song_data/` loads every object under it. Staging those would double or corrupt rows, so the
+    transaction is rolled back with the objects named instead.
+    """
+    rows = tx.query(LOADED_FILES_SQL)
+    wanted = {url[:FILENAME_WIDTH] for url in expected}
+    stray = sorted({str(name) for name, _ in rows} - wanted)
+    if stray:
+        shown = ", ".join(stray[:STRAY_SHOWN]) + (
+            f" and {len(stray) - STRAY_SHOWN} more" if len(stray) > STRAY_SHOWN else ""
+        )
+        raise WarehouseError(
+            f"Redshift COPY from {source} also read {len(stray)} object(s) that are not lake files "
+            f"({shown}): COPY matches every key with that prefix, so move or rename them."
+        )
+    return sum(int(lines) for _, lines in rows)
+
+
 def copy_events(tx: Session, lake, files: list[LakeFile], settings: CopySettings) -> dict[str, int]:
     """COPY each daily log file, then insert it with its lineage; returns load totals."""
     lake = _require_s3(lake)
     totals = {"files": 0, "records_read": 0, "rows_staged": 0, "rows_rejected": 0}
     tx.execute(temp_load_ddl(EVENTS_LOAD))
     for f in files:
-        _copy(tx, copy_sql(EVENTS_LOAD, _s3_url(lake, f.key), settings, settings.jsonpaths_url))
-        read = int(tx.query(LINES_SCANNED_SQL)[0][0])
+        source = _s3_url(lake, f.key)
+        _copy(tx, copy_sql(EVENTS_LOAD, source, settings, settings.jsonpaths_url))
+        read = _lines_loaded(tx, source, {source})
         staged = int(tx.query(f"SELECT COUNT(*) FROM {EVENTS_LOAD.name}")[0][0])
         tx.execute(insert_events_sql(f.key, f.day.isoformat()))
         tx.execute(f"DELETE FROM {EVENTS_LOAD.name}")
@@ -169,8 +193,9 @@ def copy_songs(tx: Session, lake, files: list[LakeFile], settings: CopySettings)
     """One COPY of the whole song_data/ prefix."""
     lake = _require_s3(lake)
     tx.execute(temp_load_ddl(SONGS_LOAD))
-    _copy(tx, copy_sql(SONGS_LOAD, _s3_url(lake, "song_data/"), settings, "auto"))
-    read = int(tx.query(LINES_SCANNED_SQL)[0][0])
+    source = _s3_url(lake, "song_data/")
+    _copy(tx, copy_sql(SONGS_LOAD, source, settings, "auto"))
+    read = _lines_loaded(tx, source, {_s3_url(lake, f.key) for f in files})
     staged = int(tx.query(f"SELECT COUNT(*) FROM {SONGS_LOAD.name}")[0][0])
     tx.execute(insert_songs_sql("song_data/"))
     size = sum(f.size for f in files)

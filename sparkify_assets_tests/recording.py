@@ -36,6 +36,27 @@ def default_answer(sql: str) -> list[tuple]:
     return []
 
 
+class RedshiftAnswers:
+    """Hand-made answers that follow COPY as Redshift does: COPY FROM a URL reads every object
+    whose URL starts with it, and stl_load_commits then names each with its lines scanned.
+    `objects` gives the objects there are (URL -> lines); other queries go to `rest`."""
+
+    def __init__(
+        self,
+        objects: Callable[[], dict[str, int]],
+        rest: Callable[[str], list[tuple]] = default_answer,
+    ) -> None:
+        self.objects, self.rest = objects, rest
+        self.copied_from = ""
+
+    def __call__(self, sql: str) -> list[tuple]:
+        if sql.startswith("COPY "):
+            self.copied_from = sql.split("\nFROM '", 1)[1].split("'", 1)[0]
+        if sql.startswith("SELECT TRIM(filename), lines_scanned FROM stl_load_commits"):
+            return [(url, n) for url, n in self.objects().items() if url.startswith(self.copied_from)]
+        return self.rest(sql)
+
+
 class RecordingConnection:
     def __init__(self, log: list[str], answer: Callable[[str], list[tuple]], fail: Callable[[str], bool]):
         self.log, self.answer, self.fail = log, answer, fail
@@ -159,14 +180,15 @@ def emitted_redshift_statements() -> list[str]:
     from sparkify_assets.partitions import date_filter
     from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
 
-    wh = RecordingRedshift()
-    resource = RecordingResource(wh, log_jsonpath="s3://sparkify-lake/lake/log_json_path.json")
-    ctx = run_context()
     day = dt.date(2018, 11, 2)
     # Only COPY reads the lake, by URL: no client is needed with the JSONPaths URL configured.
     lake = S3Lake(None, "sparkify-lake", "lake")
     log = LakeFile(f"log_data/2018/11/{day.isoformat()}-events.json", 1234, "etag-1", day)
     songs_files = [LakeFile("song_data/A/A/TRAAA.json", 250, "etag-2")]
+    in_s3 = {f"s3://sparkify-lake/lake/{log.key}": 3, f"s3://sparkify-lake/lake/{songs_files[0].key}": 1}
+    wh = RecordingRedshift(answer=RedshiftAnswers(lambda: in_s3))
+    resource = RecordingResource(wh, log_jsonpath="s3://sparkify-lake/lake/log_json_path.json")
+    ctx = run_context()
     staging.replace_staging(ctx, resource, lake, STAGING_EVENTS, [log], date_filter("source_date", day, day))
     staging.replace_staging(ctx, resource, lake, STAGING_SONGS, songs_files, "TRUE")
     for asset in (songplays, users, songs, artists, time, *ANALYTICS_ASSETS):

@@ -23,7 +23,13 @@ from sparkify_assets.partitions import date_filter
 from sparkify_assets.resources.lake import open_lake
 from sparkify_assets.resources.warehouse import WarehouseError
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
-from sparkify_assets_tests.recording import ROLE, RecordingRedshift, RecordingResource, run_context
+from sparkify_assets_tests.recording import (
+    ROLE,
+    RecordingRedshift,
+    RecordingResource,
+    RedshiftAnswers,
+    run_context,
+)
 
 SHIPPED_JSONPATHS = Path(__file__).resolve().parents[1] / "sparkify_assets" / "data" / "log_json_path.json"
 DAYS = [dt.date(2018, 11, 1), dt.date(2018, 11, 2), dt.date(2018, 11, 3)]
@@ -59,10 +65,8 @@ def lake_bucket(aws_env) -> str:
     return bucket
 
 
-def _answers(sql: str) -> list[tuple]:
-    """Redshift's hand-made answers: COPY scanned 3 lines and loaded 3 rows; nothing else counted."""
-    if sql.startswith("SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits"):
-        return [(3,)]
+def _counts(sql: str) -> list[tuple]:
+    """The load tables hold 3 events or 2 songs; nothing else is counted."""
     if sql.startswith("SELECT COUNT(*) FROM staging_events_load"):
         return [(3,)]
     if sql.startswith("SELECT COUNT(*) FROM staging_songs_load"):
@@ -70,6 +74,19 @@ def _answers(sql: str) -> list[tuple]:
     if sql.startswith("SELECT COUNT(*)"):
         return [(0,)]
     return []
+
+
+def _redshift_over(bucket: str) -> RedshiftAnswers:
+    """Redshift's answers over the moto bucket: what COPY reads is what S3 holds under its FROM,
+    each object with its own count of lines."""
+
+    def objects() -> dict[str, int]:
+        s3 = boto3.client("s3")
+        listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        bodies = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+        return {f"s3://{bucket}/{key}": len(body.splitlines()) for key, body in bodies.items()}
+
+    return RedshiftAnswers(objects, _counts)
 
 
 def _assert_real_redshift_sql(statements: list[str]) -> None:
@@ -83,7 +100,7 @@ def test_one_day_partition_copies_only_that_day(lake_bucket):
     day = DAYS[1]
     key = f"log_data/2018/11/{day.isoformat()}-events.json"
     head = boto3.client("s3").head_object(Bucket=lake_bucket, Key=f"lake/{key}")
-    wh = RecordingRedshift(answer=_answers)
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
     files = lake.log_files(day, day)
     staging.replace_staging(
         run_context(day),
@@ -114,7 +131,7 @@ def test_one_day_partition_copies_only_that_day(lake_bucket):
         f"DELETE FROM staging_files WHERE target_table = 'staging_events' AND {window}",
         "CREATE TEMP TABLE IF NOT EXISTS staging_events_load (",
         "COPY staging_events_load (",
-        "SELECT COALESCE(SUM(lines_scanned), 0) FROM stl_load_commits WHERE query = pg_last_copy_id()",
+        "SELECT TRIM(filename), lines_scanned FROM stl_load_commits WHERE query = pg_last_copy_id()",
         "SELECT COUNT(*) FROM staging_events_load",
         "INSERT INTO staging_events (",
         "DELETE FROM staging_events_load",
@@ -132,7 +149,7 @@ def test_one_day_partition_copies_only_that_day(lake_bucket):
 
 def test_songs_are_one_copy_of_the_prefix(lake_bucket):
     lake = open_lake(f"s3://{lake_bucket}/lake")
-    wh = RecordingRedshift(answer=_answers)
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
     staging.replace_staging(
         run_context(), RecordingResource(wh), lake, STAGING_SONGS, lake.song_files(), "TRUE"
     )
@@ -143,10 +160,41 @@ def test_songs_are_one_copy_of_the_prefix(lake_bucket):
     assert f"FROM 's3://{lake_bucket}/lake/song_data/'" in copies[0]
     assert "FORMAT AS JSON 'auto'" in copies[0]
     size = len(json.dumps({"song_id": "TRAAA"})) + len(json.dumps({"song_id": "TRAAB"}))
+    # Two one-line files: 2 lines scanned (stl_load_commits), 2 rows loaded.
     assert any(
-        s.endswith(f"VALUES ('staging_songs', 'song_data/', NULL, '2 objects', {size}, 3, 2, 0)")
+        s.endswith(f"VALUES ('staging_songs', 'song_data/', NULL, '2 objects', {size}, 2, 2, 0)")
         for s in stmts
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "stray_key"),
+    [
+        (STAGING_EVENTS, "lake/log_data/2018/11/2018-11-02-events.json.bak"),
+        (STAGING_SONGS, "lake/song_data/A/A/notes.txt"),
+    ],
+)
+def test_a_copy_that_reads_objects_beyond_the_lake_files_is_refused(lake_bucket, table, stray_key):
+    """COPY FROM a key loads every object with that prefix: a stray object beside the lake's
+    files would be staged twice over (a .bak of a day) or as songs; the run stops, names it and
+    commits nothing."""
+    boto3.client("s3").put_object(Bucket=lake_bucket, Key=stray_key, Body=_event(1541030400000) + "\n")
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
+    day = DAYS[1]
+    if table is STAGING_EVENTS:
+        files, where, source = lake.log_files(day, day), date_filter("source_date", day, day), stray_key[:-4]
+    else:
+        files, where, source = lake.song_files(), "TRUE", "lake/song_data/"
+    assert stray_key not in {f"lake/{f.key}" for f in files}  # the lake's own listing skips it
+    with pytest.raises(WarehouseError) as caught:
+        staging.replace_staging(run_context(day), RecordingResource(wh), lake, table, files, where)
+    assert str(caught.value) == (
+        f"Redshift COPY from s3://{lake_bucket}/{source} also read 1 object(s) that are not lake "
+        f"files (s3://{lake_bucket}/{stray_key}): COPY matches every key with that prefix, so move "
+        "or rename them."
+    )
+    assert "COMMIT" not in wh.log and wh.log[-1] == "ROLLBACK"
 
 
 def test_rejected_copy_is_one_readable_error_after_a_rollback(lake_bucket):
@@ -156,8 +204,10 @@ def test_rejected_copy_is_one_readable_error_after_a_rollback(lake_bucket):
         (bad, 3, "session_id", "Missing data for not-null field"),
     ]
 
+    redshift_answers = _redshift_over(lake_bucket)
+
     def answers(sql: str) -> list[tuple]:
-        return load_errors if "FROM stl_load_errors" in sql else _answers(sql)
+        return load_errors if "FROM stl_load_errors" in sql else redshift_answers(sql)
 
     lake = open_lake(f"s3://{lake_bucket}/lake")
     wh = RecordingRedshift(answer=answers, fail=lambda sql: sql.startswith("COPY "))
