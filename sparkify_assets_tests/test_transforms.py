@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from sparkify_assets.resources.warehouse import open_warehouse
+from sparkify_assets.tables import USERS as USERS_TABLE
 from sparkify_assets_tests.helpers import load, rows
 from sparkify_assets_tests.pgserver import create_database
 
@@ -243,6 +245,33 @@ def test_artists_documented_choice(loaded, lake):
 @pytest.mark.parametrize("lake", ["A", "B"])
 def test_time_columns(loaded, lake):
     assert loaded[lake]["time"] == _sorted(TIME)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_users_tie_without_line_numbers_falls_back_to_the_values(request, tmp_path, backend):
+    """Redshift stages no line numbers: with source_line NULL, user 8's two lines at the same ts
+    in one file are told apart by their values (paid before free), the same on every run."""
+    if backend == "duckdb":
+        url = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+    else:
+        url = create_database(request.getfixturevalue("pg_server"))
+    load(url, str(write_lake(tmp_path / "lake", False)))
+    wh = open_warehouse(url)
+    wh.run(lambda tx: tx.execute("UPDATE staging_events SET source_line = NULL"))
+    assert wh.query("SELECT COUNT(*) FROM staging_events WHERE source_line IS NOT NULL") == [(0,)]
+    tie = "user_id = '8' AND ts = 1546245000000"
+    for order in ("ASC", "DESC"):  # the two lines stored in either order: the same choice
+
+        def restore(tx, order=order):
+            tx.execute(f"CREATE TEMPORARY TABLE tie AS SELECT * FROM staging_events WHERE {tie}")
+            tx.execute(f"DELETE FROM staging_events WHERE {tie}")
+            tx.execute(f"INSERT INTO staging_events SELECT * FROM tie ORDER BY last_name {order}")
+            tx.execute("DROP TABLE tie")
+
+        wh.run(restore)
+        assert wh.query(f"SELECT COUNT(*) FROM staging_events WHERE {tie}") == [(2,)]
+        chosen = sorted(wh.query(USERS_TABLE.transform_sql()))
+        assert chosen == [("7", "Ada", "Lovelace", "F", "free"), ("8", "Bob", "First", "M", "paid")], order
 
 
 def test_file_order_and_names_change_nothing(loaded):
