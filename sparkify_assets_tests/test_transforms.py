@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from sparkify_assets import tables
+from sparkify_assets.assets.analytics import FREE_TO_PAID
+from sparkify_assets.dialect import render
 from sparkify_assets.resources.warehouse import open_warehouse
-from sparkify_assets.tables import USERS as USERS_TABLE
 from sparkify_assets_tests.helpers import load, rows
 from sparkify_assets_tests.pgserver import create_database
 
@@ -248,30 +250,51 @@ def test_time_columns(loaded, lake):
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_users_tie_without_line_numbers_falls_back_to_the_values(request, tmp_path, backend):
-    """Redshift stages no line numbers: with source_line NULL, user 8's two lines at the same ts
-    in one file are told apart by their values (paid before free), the same on every run."""
+def test_ties_without_line_numbers_fall_back_to_the_values(request, tmp_path, backend):
+    """Redshift stages no line numbers, and one source_key for the whole song_data/ prefix. Staged
+    that way, ties are told apart by their values, the same whichever way the rows are stored:
+    user 8's two lines at one ts (paid before free: "First" is the latest), a song_id in two files
+    with different titles (the smaller title), and free_to_paid's order (free, then paid)."""
     if backend == "duckdb":
         url = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
     else:
         url = create_database(request.getfixturevalue("pg_server"))
     load(url, str(write_lake(tmp_path / "lake", False)))
     wh = open_warehouse(url)
-    wh.run(lambda tx: tx.execute("UPDATE staging_events SET source_line = NULL"))
-    assert wh.query("SELECT COUNT(*) FROM staging_events WHERE source_line IS NOT NULL") == [(0,)]
-    tie = "user_id = '8' AND ts = 1546245000000"
-    for order in ("ASC", "DESC"):  # the two lines stored in either order: the same choice
+
+    def as_redshift_stages(tx):
+        tx.execute("UPDATE staging_events SET source_line = NULL")
+        tx.execute("UPDATE staging_songs SET source_line = NULL, source_key = 'song_data/'")
+        tx.execute("UPDATE staging_songs SET title = 'B one (remaster)' WHERE artist_location = 'Oslo'")
+
+    wh.run(as_redshift_stages)
+    assert wh.query("SELECT COUNT(*) FROM staging_songs WHERE song_id = 'SOBBB01'") == [(2,)]
+    tie_event = ("staging_events", "user_id = '8' AND ts = 1546245000000", "last_name")
+    tie_song = ("staging_songs", "song_id = 'SOBBB01'", "title")
+    for order in ("ASC", "DESC"):  # the tied rows stored in either order: the same choices
 
         def restore(tx, order=order):
-            tx.execute(f"CREATE TEMPORARY TABLE tie AS SELECT * FROM staging_events WHERE {tie}")
-            tx.execute(f"DELETE FROM staging_events WHERE {tie}")
-            tx.execute(f"INSERT INTO staging_events SELECT * FROM tie ORDER BY last_name {order}")
-            tx.execute("DROP TABLE tie")
+            for table, where, column in (tie_event, tie_song):
+                tx.execute(f"CREATE TEMPORARY TABLE tie AS SELECT * FROM {table} WHERE {where}")
+                tx.execute(f"DELETE FROM {table} WHERE {where}")
+                tx.execute(f"INSERT INTO {table} SELECT * FROM tie ORDER BY {column} {order}")
+                tx.execute("DROP TABLE tie")
+            tx.execute("DELETE FROM users")
+            tx.sql(f"INSERT INTO users {tables.USERS.transform_sql()}")
 
         wh.run(restore)
-        assert wh.query(f"SELECT COUNT(*) FROM staging_events WHERE {tie}") == [(2,)]
-        chosen = sorted(wh.query(USERS_TABLE.transform_sql()))
-        assert chosen == [("7", "Ada", "Lovelace", "F", "free"), ("8", "Bob", "First", "M", "paid")], order
+        users = sorted(wh.query("SELECT user_id, first_name, last_name, gender, level FROM users"))
+        assert users == [("7", "Ada", "Lovelace", "F", "free"), ("8", "Bob", "First", "M", "paid")], order
+        song = [r for r in wh.query(tables.SONGS.transform_sql()) if r[0] == "SOBBB01"]
+        assert [(r[0], r[1]) for r in song] == [("SOBBB01", "B one")], order
+        conversions = wh.query(
+            f"SELECT user_id, last_name, CAST(last_free_at AS TEXT), CAST(converted_at AS TEXT) "
+            f"FROM ({render(FREE_TO_PAID.transform_sql(), wh.dialect)}) c ORDER BY user_id"
+        )
+        assert conversions == [
+            ("7", "Lovelace", "2018-11-03 20:00:00", "2018-11-04 10:15:30.5"),
+            ("8", "First", "2018-12-31 08:30:00", "2018-12-31 08:30:00"),
+        ], order
 
 
 def test_file_order_and_names_change_nothing(loaded):

@@ -127,7 +127,8 @@ FREE_TO_PAID = _table(
     "Free-to-paid conversions in the loaded period, one row per conversion. A conversion is two "
     "consecutive events of one user (any page, ordered by ts, then log file and line) where the "
     "earlier is at level free and the later at level paid. A user who goes paid, free, paid converts "
-    "again; a user already paid at their first event is not a conversion.",
+    "again; a user already paid at their first event is not a conversion. Without line numbers "
+    "(Redshift), events at the same ts put free before paid.",
     Column("user_id", "text", "User who converted", not_null=True),
     Column("first_name", "text", "First name at the user's latest event"),
     Column("last_name", "text", "Last name at the user's latest event"),

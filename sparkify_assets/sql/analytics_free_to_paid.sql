@@ -1,12 +1,13 @@
 -- analytics_free_to_paid: one row per conversion in the loaded period. A conversion is a pair of
 -- consecutive events of one user (ordered by ts, then file and line, so ties never depend on load
 -- order) where the earlier is at level free and the later at level paid: any event counts, not
--- only song plays. A user who goes paid, free, paid again converts twice.
+-- only song plays. A user who goes paid, free, paid again converts twice. Without line numbers
+-- (Redshift), a same-ts tie puts free before paid, as users takes paid as the latest level.
 WITH ordered AS (
     SELECT
         user_id, level, ts,
-        LAG(level) OVER (PARTITION BY user_id ORDER BY ts, source_date, source_key, source_line) AS previous_level,
-        LAG(ts) OVER (PARTITION BY user_id ORDER BY ts, source_date, source_key, source_line) AS previous_ts
+        LAG(level) OVER (PARTITION BY user_id ORDER BY ts, source_date, source_key, source_line, level) AS previous_level,
+        LAG(ts) OVER (PARTITION BY user_id ORDER BY ts, source_date, source_key, source_line, level) AS previous_ts
     FROM staging_events
     WHERE user_id IS NOT NULL
 )
