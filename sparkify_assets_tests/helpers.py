@@ -18,6 +18,9 @@ from sparkify_assets.resources.warehouse import WarehouseResource, open_warehous
 from sparkify_assets.runner import failures, run_load
 from sparkify_assets.tables import TABLES
 
+# The conftest fixture that gives a fresh warehouse URL on each backend.
+WAREHOUSE_FIXTURES = {"duckdb": "duckdb_url", "postgres": "pg_url"}
+
 
 def make_defs(warehouse_url: str, lake_url: str = "", password: str | None = None) -> Definitions:
     return build_defs(WarehouseResource(url=warehouse_url, password=password), LakeResource(url=lake_url))

@@ -16,8 +16,7 @@ import pytest
 from sparkify_assets.resources.lake import LakeError, open_lake
 from sparkify_assets.resources.warehouse import WarehouseError, open_warehouse
 from sparkify_assets_tests.conftest import SAMPLE, free_port
-from sparkify_assets_tests.helpers import load, rows
-from sparkify_assets_tests.pgserver import create_database
+from sparkify_assets_tests.helpers import WAREHOUSE_FIXTURES, load, rows
 from sparkify_assets_tests.test_sample_duckdb import CONTRACT
 
 TABLES = list(CONTRACT)
@@ -210,10 +209,7 @@ def test_killed_runs_leave_no_half_written_table(request, tmp_path, clean_tables
     """Into an empty warehouse, and as a reload over tables an earlier run (of an older, smaller
     lake) filled: after each kill every table is as it was before that run or as a completed
     run leaves it, and a re-run gives exactly the tables of a clean run."""
-    if backend == "duckdb":
-        url = f"duckdb://{tmp_path / 'killed.duckdb'}"
-    else:
-        url = create_database(request.getfixturevalue("pg_server"))
+    url = request.getfixturevalue(WAREHOUSE_FIXTURES[backend])
     if start == "loaded":
         load(url, _older_lake(tmp_path))
         older = _snapshot(url)

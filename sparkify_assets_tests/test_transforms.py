@@ -22,7 +22,7 @@ from sparkify_assets import tables
 from sparkify_assets.assets.analytics import FREE_TO_PAID
 from sparkify_assets.dialect import render
 from sparkify_assets.resources.warehouse import open_warehouse
-from sparkify_assets_tests.helpers import load, rows
+from sparkify_assets_tests.helpers import WAREHOUSE_FIXTURES, load, rows
 from sparkify_assets_tests.pgserver import create_database
 
 UA = "Mozilla/5.0 (test)"
@@ -255,10 +255,7 @@ def test_ties_without_line_numbers_fall_back_to_the_values(request, tmp_path, ba
     that way, ties are told apart by their values, the same whichever way the rows are stored:
     user 8's two lines at one ts (paid before free: "First" is the latest), a song_id in two files
     with different titles (the smaller title), and free_to_paid's order (free, then paid)."""
-    if backend == "duckdb":
-        url = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
-    else:
-        url = create_database(request.getfixturevalue("pg_server"))
+    url = request.getfixturevalue(WAREHOUSE_FIXTURES[backend])
     load(url, str(write_lake(tmp_path / "lake", False)))
     wh = open_warehouse(url)
 
