@@ -33,6 +33,19 @@ def print_counts(warehouse) -> None:
         print(f"  {name:<30}{count:>12,}")
 
 
+def rebuild_tables(warehouse, names: list[str], partial: bool) -> None:
+    """Drop tables whose columns differ from their declaration (drift.py), before a full load
+    recreates them from the lake."""
+    from sparkify_assets.assets.analytics import ANALYTICS_TABLES
+    from sparkify_assets.drift import drop_for_rebuild
+
+    if partial:
+        raise ValueError("--rebuild reloads every day of the lake: leave out --start and --end.")
+    with warehouse.transaction() as tx:
+        drop_for_rebuild(tx, names, {t.name: t for t in (*ALL_TABLES, *ANALYTICS_TABLES)})
+    print(f"dropped {', '.join(names)}: the run recreates them from the lake")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from datetime import date
 
@@ -45,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     warehouse = open_resource(defs, "warehouse")
     warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
     lake_first, lake_last = lake_range(defs)
+    if args.rebuild:
+        rebuild_tables(warehouse, args.rebuild, partial=bool(args.start or args.end))
     first = date.fromisoformat(args.start) if args.start else lake_first
     last = date.fromisoformat(args.end) if args.end else lake_last
     print(
@@ -76,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load every day of the lake into the warehouse, in one run")
     run.add_argument("--start", help="first day to load (YYYY-MM-DD; default: the lake's first)")
     run.add_argument("--end", help="last day to load (YYYY-MM-DD; default: the lake's last)")
+    run.add_argument(
+        "--rebuild",
+        action="append",
+        metavar="TABLE",
+        help="drop TABLE first and rebuild it from the lake (for a table whose columns differ from tables.py)",
+    )
     run.set_defaults(func=cmd_run)
 
     tables = sub.add_parser("tables", help="print the row count of each table")

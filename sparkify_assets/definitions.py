@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    in_process_executor,
+    with_source_code_references,
+)
 
 from sparkify_assets import config
 from sparkify_assets.assets.analytics import ANALYTICS_ASSETS, ANALYTICS_CHECKS
@@ -14,6 +20,7 @@ from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
 from sparkify_assets.sensors import SENSOR_JOBS, SENSORS
+from sparkify_assets.storage import label_assets
 
 CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
 LOAD_JOB = "load_warehouse"
@@ -27,7 +34,11 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
         description="Stage the lake, build the star schema and the analytics tables (every asset, with its checks).",
     )
     return Definitions(
-        assets=[*LAKE_ASSETS, *CORE_ASSETS, *ANALYTICS_ASSETS],
+        # Kinds, table names and the lake's URI from these resources; each asset links its
+        # Python definition (its SQL file is linked in its metadata already).
+        assets=with_source_code_references(
+            label_assets([*LAKE_ASSETS, *CORE_ASSETS, *ANALYTICS_ASSETS], warehouse, lake)
+        ),
         asset_checks=[*build_checks(), *ANALYTICS_CHECKS],
         jobs=[load_warehouse, *SENSOR_JOBS, *INFRA_JOBS],
         sensors=SENSORS,

@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetExecutionContext,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+)
 
+from sparkify_assets.lineage import column_lineage
 from sparkify_assets.partitions import date_filter
 from sparkify_assets.resources.warehouse import Session
 from sparkify_assets.tables import Table
@@ -24,18 +33,57 @@ def layer_tags(layer: str, source: str) -> dict[str, str]:
     return {"layer": layer, "source": source}
 
 
+def column_constraints(table: Table, column: str, nullable: bool) -> TableColumnConstraints:
+    """Nullability (as declared, or as the live table has it), uniqueness from a one-column
+    primary key, and the key and references as text (the asset checks verify them: no backend
+    enforces them, see Table.ddl)."""
+    other = [f"references {r.table}.{r.to_column}" for r in table.references if r.column == column]
+    if column in table.primary_key and len(table.primary_key) > 1:
+        other.insert(0, f"part of the primary key ({', '.join(table.primary_key)})")
+    return TableColumnConstraints(
+        nullable=nullable, unique=table.primary_key == (column,), other=other or None
+    )
+
+
 def column_schema(table: Table) -> TableSchema:
+    """The declared schema, shown on the asset before it is materialized."""
     return TableSchema(
         columns=[
             TableColumn(
                 name=c.name,
                 type=c.type,
                 description=c.description,
-                constraints=None,
+                constraints=column_constraints(table, c.name, nullable=not c.not_null),
             )
             for c in table.columns
         ]
     )
+
+
+def live_column_schema(tx: Session, table: Table) -> TableSchema:
+    """The schema of the table as the warehouse holds it (types as the backend names them)."""
+    declared = {c.name: c for c in table.columns}
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=live.name,
+                type=live.type,
+                description=declared[live.name].description if live.name in declared else None,
+                constraints=column_constraints(table, live.name, nullable=live.nullable),
+            )
+            for live in tx.live_columns(table.name)
+        ]
+    )
+
+
+def sql_code_reference(table: Table) -> dict:
+    """`dagster/code_references` to the table's SQL file (with_source_code_references adds the
+    Python definition beside it when the definitions are built)."""
+    path = table.sql_path
+    if path is None:
+        return {}
+    ref = LocalFileCodeReference(file_path=str(path), label=f"SQL: sql/{path.name}")
+    return {"dagster/code_references": CodeReferencesMetadataValue(code_references=[ref])}
 
 
 def definition_metadata(table: Table) -> dict:
@@ -43,7 +91,11 @@ def definition_metadata(table: Table) -> dict:
     meta = {
         "dagster/column_schema": column_schema(table),
         "dagster/table_name": table.name,
+        **sql_code_reference(table),
     }
+    lineage = column_lineage(table)
+    if lineage is not None:
+        meta["dagster/column_lineage"] = lineage
     if table.primary_key:
         meta["primary_key"] = ", ".join(table.primary_key)
     if table.partition_column:
@@ -85,11 +137,13 @@ def materialization_metadata(tx: Session, table: Table, row_count: int, where: s
     )
     meta = {
         "dagster/row_count": row_count,
-        "dagster/column_schema": column_schema(table),
-        "dagster/table_name": table.name,
+        "dagster/column_schema": live_column_schema(tx, table),
         "table_rows": tx.scalar(f"SELECT COUNT(*) FROM {table.name}"),
         "preview": MetadataValue.md(markdown_table(cols, preview)),
     }
+    lineage = column_lineage(table)
+    if lineage is not None:
+        meta["dagster/column_lineage"] = lineage
     if table.partition_column:
         meta["run_rows"] = row_count
     return meta

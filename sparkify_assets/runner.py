@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
 from sparkify_assets.definitions import LOAD_JOB
 from sparkify_assets.resources.lake import LakeError
+from sparkify_assets.sensors import range_tags
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def open_resource(defs: Definitions, key: str):
     """Open the warehouse or lake of `defs` outside a run, resolving its EnvVars as a run would."""
-    with defs.resources[key].process_config_and_initialize_cm() as resource:
-        return resource.open()
+    with build_resources({key: defs.resources[key]}) as resources:
+        return getattr(resources, key).open()
 
 
 def lake_range(defs: Definitions) -> tuple[date, date]:
@@ -40,10 +40,7 @@ def run_load(
     if first is None or last is None:
         lake_first, lake_last = lake_range(defs)
         first, last = first or lake_first, last or lake_last
-    tags = {
-        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-    }
+    tags = range_tags(first, last)
     return defs.resolve_job_def(LOAD_JOB).execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
         tags=tags,
@@ -65,14 +62,14 @@ def _root_message(error) -> str:
 
 
 def failures(result: ExecuteInProcessResult) -> list[str]:
-    """One line per failed step or failed check of a run."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            lines.append(f"error in {event.step_key}: {_root_message(event.step_failure_data.error)}")
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-            ev = event.event_specific_data
-            if not ev.passed:
-                detail = f" ({ev.description})" if ev.description else ""
-                lines.append(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}{detail}")
+    """One line per failed step, then one per failed check of a run."""
+    lines = [
+        f"error in {event.step_key}: {_root_message(event.step_failure_data.error)}"
+        for event in result.all_events
+        if event.is_step_failure
+    ]
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            detail = f" ({ev.description})" if ev.description else ""
+            lines.append(f"check failed: {ev.asset_key.to_user_string()} {ev.check_name}{detail}")
     return lines

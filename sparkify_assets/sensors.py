@@ -34,7 +34,6 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.partitions import DAILY, FIRST_DAY
@@ -56,6 +55,9 @@ ANALYTICS_ASSETS = [t.name for t in ANALYTICS_TABLES]
 EVENT_ASSETS = ["staging_events", "songplays", "users", "time", *ANALYTICS_ASSETS]
 SONG_ASSETS = ["staging_songs", "songs", "artists", "songplays", "time", *ANALYTICS_ASSETS]
 SONG_ONLY_ASSETS = ["staging_songs", "songs", "artists"]
+# Dagster's documented run tags for one run over a range of partitions (backfills use them).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Every sensor run carries this tag; a run-queue limit of 1 on it (dagster.yaml) runs them one
 # after another, in the order the sensors asked for them (docs/sensors.md).
 LAKE_UPDATE_TAG = "sparkify/lake_update"

@@ -24,14 +24,15 @@ from dagster import (
     asset_check,
 )
 
-from sparkify_assets import config
 from sparkify_assets.charts import bar_chart_svg, markdown_image
-from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, markdown_table
+from sparkify_assets.lineage import column_lineage
+from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import Column, Table
 
 GROUP = "analytics"
-KINDS = {config.warehouse_kind(), "sql", "table"}
+# The warehouse's kind is added by build_defs, from the resource the definitions are built with.
+KINDS = {"sql", "table"}
 # Results are a few dozen rows that every node reads whole: copy them everywhere.
 # The warehouse's pool (dagster.yaml: one step at a time), for the assets and their checks alike.
 POOL = "sparkify_warehouse"
@@ -273,7 +274,6 @@ def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list
     shown = [tuple(display_value(c, v) for c, v in zip(columns, row, strict=True)) for row in rows]
     meta = {
         "dagster/row_count": len(rows),
-        "dagster/table_name": analysis.table.name,
         "answer": MetadataValue.text(analysis.headline(records)),
     }
     chart = analysis.chart
@@ -300,7 +300,13 @@ def rebuild(warehouse: WarehouseResource, analysis: Analysis) -> dict:
         tx.execute(f"DELETE FROM {table.name}")
         tx.sql(f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}")
         columns, rows = read_result(tx, analysis)
-    return _materialization_metadata(analysis, columns, rows)
+        schema = live_column_schema(tx, table)
+    lineage = column_lineage(table)
+    return {
+        **_materialization_metadata(analysis, columns, rows),
+        "dagster/column_schema": schema,
+        **({"dagster/column_lineage": lineage} if lineage else {}),
+    }
 
 
 def _build_asset(analysis: Analysis) -> AssetsDefinition:

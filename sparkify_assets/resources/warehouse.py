@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -34,6 +35,15 @@ T = TypeVar("T")
 
 class WarehouseError(RuntimeError):
     """A warehouse problem a person can act on; the message never holds a password."""
+
+
+@dataclass(frozen=True)
+class LiveColumn:
+    """A column as the warehouse holds it (information_schema.columns)."""
+
+    name: str
+    type: str  # data_type, with character_maximum_length as "(n)" when set
+    nullable: bool
 
 
 class Session(ABC):
@@ -63,8 +73,26 @@ class Session(ABC):
         self.execute(dialect.render(sql, self.dialect))
 
     def ensure(self, *tables: Table) -> None:
+        """Create the tables that do not exist; check those that do against their declaration
+        (drift.py: a new nullable column is added, any other difference stops the step)."""
+        from sparkify_assets.drift import reconcile
+
         for table in tables:
             self.execute(table.ddl(self.dialect))
+            reconcile(self, table)
+
+    def live_columns(self, table: str) -> list[LiveColumn]:
+        """The table's columns in the current schema, in their order; [] when it does not exist."""
+        rows = self.query(
+            "SELECT column_name, data_type, character_maximum_length, is_nullable "
+            "FROM information_schema.columns "
+            f"WHERE table_name = '{dialect.identifier(table)}' AND table_schema = current_schema() "
+            "ORDER BY ordinal_position"
+        )
+        return [
+            LiveColumn(name, f"{type_}({length})" if length else type_, nullable == "YES")
+            for name, type_, length, nullable in rows
+        ]
 
     def scalar(self, sql: str):
         rows = self.query(dialect.render(sql, self.dialect))
