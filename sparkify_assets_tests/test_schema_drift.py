@@ -103,6 +103,17 @@ def test_a_run_over_a_table_missing_a_nullable_column_succeeds_and_reports_the_l
     ]
     assert schema.columns[0].constraints.nullable is False and schema.columns[0].constraints.unique is True
     assert open_warehouse(url).query("SELECT COUNT(*) FROM users WHERE level IS NULL")[0][0] == 0
+    # The materializations carry the column lineage too (the UI's column view reads them).
+    by_asset = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    deps = by_asset["users"]["dagster/column_lineage"].value.deps_by_column["level"]
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in deps] == [("staging_events", "level")]
+    deps = by_asset["analytics_users_by_level"]["dagster/column_lineage"].value.deps_by_column["level"]
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in deps] == [("users", "level")]
+    analytics = by_asset["analytics_users_by_level"]["dagster/column_schema"].value
+    assert [c.name for c in analytics.columns] == ["level", "users", "share_of_users"]
 
 
 def _assert_run_refused(url: str, table: str, detail: str) -> str:
