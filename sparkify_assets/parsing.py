@@ -90,7 +90,9 @@ def _shown(value: object) -> str:
 
 def _unexpected(exc: BaseException) -> str:
     """The reason for a record whose parse raised something no rule foresaw: still a reject."""
-    message = " ".join(str(exc).split())[:80]
+    # The message may quote the content: keep it storable (no lone surrogates, no NUL).
+    message = " ".join(str(exc).split())[:80].encode("utf-8", "backslashreplace").decode("utf-8")
+    message = message.replace("\x00", "\\x00")
     return f"record could not be read: {message}" if message else "record could not be read"
 
 
