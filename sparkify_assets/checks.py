@@ -9,7 +9,9 @@
 - `reconcile_records` for each staging table: raw records read = rows staged + rows rejected,
   file by file (blocking),
 - `reconcile_nextsong_events` for songplays: each day's plays equal the NextSong events staged
-  for that day (blocking).
+  for that day (blocking),
+- `lake_inventory` for each staging table: every object under its lake folder is loaded; the
+  summary names the first objects rejected as whole files or ignored (not blocking, a warning).
 """
 
 from dagster import (
@@ -22,7 +24,9 @@ from dagster import (
 )
 
 from sparkify_assets.metadata import markdown_table
+from sparkify_assets.parsing import WHOLE_FILE_LINE
 from sparkify_assets.partitions import date_filter, partition_dates
+from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import (
     SONGPLAYS,
@@ -96,9 +100,18 @@ def reconcile_nextsong_sql(where: str = "TRUE") -> str:
 ) days WHERE events <> plays"""
 
 
+def whole_file_rejects_sql(table: Table) -> str:
+    """Lake objects rejected as a whole for `table` (line 0): not lake files, or not UTF-8 JSON."""
+    return (
+        f"SELECT source_key, reason FROM {STAGING_REJECTS.name} "
+        f"WHERE target_table = '{table.name}' AND source_line = {WHOLE_FILE_LINE}"
+    )
+
+
 def all_check_sql() -> list[str]:
     """Every check's SQL, for the dialect tests."""
     sqls = [reconcile_nextsong_sql(), *(reconcile_records_sql(t) for t in (STAGING_EVENTS, STAGING_SONGS))]
+    sqls += [whole_file_rejects_sql(t) for t in (STAGING_EVENTS, STAGING_SONGS)]
     for table in STAR_TABLES:
         sqls += [unique_sql(table), not_null_sql(table)]
         sqls += [relationship_sql(table, ref) for ref in table.references]
@@ -215,6 +228,43 @@ def reconcile_records_check(table: Table) -> AssetChecksDefinition:
     return _check
 
 
+def lake_inventory_check(table: Table, area: str) -> AssetChecksDefinition:
+    """Every object under `area`/ is loaded: a warning (not blocking) that names the first objects
+    rejected as whole files (from staging_rejects) and ignored by a documented rule (the lake's
+    own listing), so nothing in the lake goes unnoticed."""
+
+    @asset_check(
+        pool=POOL,
+        asset=table.name,
+        name="lake_inventory",
+        description=f"every object under {area}/ is loaded, or named here as rejected or ignored",
+        blocking=False,
+    )
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+    ) -> AssetCheckResult:
+        ignored = lake.open().inventory(area).ignored
+        with warehouse.open().transaction() as tx:
+            rejected = [tuple(r) for r in tx.query(whole_file_rejects_sql(table) + " ORDER BY source_key")]
+        named = sorted([(k, "rejected", r) for k, r in rejected] + [(k, "ignored", r) for k, r in ignored])
+        metadata = {"objects_rejected": len(rejected), "objects_ignored": len(ignored)}
+        if named:
+            metadata["sample"] = MetadataValue.md(
+                markdown_table(["source_key", "outcome", "why"], named[:SAMPLE])
+            )
+        description = (
+            f"{len(rejected)} object(s) under {area}/ rejected as whole files, {len(ignored)} ignored; first: "
+            + "; ".join(f"{k} {outcome}: {why}" for k, outcome, why in named[:3])
+            if named
+            else f"every object under {area}/ is loaded"
+        )
+        return AssetCheckResult(
+            passed=not rejected, severity=AssetCheckSeverity.WARN, metadata=metadata, description=description
+        )
+
+    return _check
+
+
 @asset_check(
     pool=POOL,
     asset=SONGPLAYS.name,
@@ -230,8 +280,8 @@ def reconcile_nextsong_events(
 
 def build_checks() -> list[AssetChecksDefinition]:
     checks: list[AssetChecksDefinition] = [reconcile_nextsong_events]
-    for table in (STAGING_EVENTS, STAGING_SONGS):
-        checks += [has_rows_check(table), reconcile_records_check(table)]
+    for table, area in ((STAGING_EVENTS, "log_data"), (STAGING_SONGS, "song_data")):
+        checks += [has_rows_check(table), reconcile_records_check(table), lake_inventory_check(table, area)]
     for table in STAR_TABLES:
         checks += [key_check(table, "unique"), key_check(table, "not_null"), has_rows_check(table)]
         checks += [relationship_check(table, ref) for ref in table.references]

@@ -1,8 +1,15 @@
 """Turn raw lake files into staging rows, or into rejects that say why.
 
-Every record of a file ends up in exactly one of the two: nothing is dropped silently. What is
-clearly recoverable loads normally: a UTF-8 byte order mark, CRLF line endings, blank lines, an
-object pretty-printed over several lines, several objects in one file or in a JSON array.
+Every record of a file ends up in exactly one of the two: nothing is dropped silently, and no
+content of a record can raise out of the parse (an unexpected error is that record's reject). What
+is clearly recoverable loads normally: a UTF-8 byte order mark, CRLF line endings, blank lines, an
+object pretty-printed over several lines, several objects in one file or in a JSON array, and a
+gzip-compressed file (by its magic bytes, whatever its name). A file that is not UTF-8 JSON at all
+(UTF-16, binary, another compression) is one reject that names the cause, on line 0.
+
+Types are read as the engines read JSON (DESIGN.md section 2): a number or boolean in a text field
+is its JSON text as written (`3.10` is '3.10', `true` is 'true'); a string with a lone surrogate
+escape (`"\ud800"`), which no warehouse can store, is a reject.
 
 The JSON key of each column is derived from the table declaration (snake_case column,
 camelCase key), so `tables.py` stays the one place that names the fields.
@@ -11,10 +18,12 @@ camelCase key), so `tables.py` stays the one place that names the fields.
 from __future__ import annotations
 
 import gc
+import gzip
 import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -44,11 +53,56 @@ ARROW_TYPES = {
 }
 
 _WS = re.compile(r"[ \t\r\n]*")
-_DECODER = json.JSONDecoder()
+# The line number of a reject that concerns the whole file (not UTF-8 JSON, not a lake file).
+WHOLE_FILE_LINE = 0
 
 
 class RejectError(ValueError):
     """A record that cannot be staged; the message is the reason stored with it."""
+
+
+class _JsonFloat(float):
+    """A JSON number with a fraction or exponent that remembers its text as written, so a text
+    field stores '1.10' or '1E5' as the file has it (Python would print 1.1 and 100000.0)."""
+
+    __slots__ = ("text",)
+
+
+def _json_float(text: str) -> float:
+    value = _JsonFloat(text)
+    value.text = text
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_float=_json_float)
+
+
+def _shown(value: object) -> str:
+    """A value as it reads in a reason: its JSON text, cut to 40 characters."""
+    text = getattr(value, "text", None)
+    if text is None:
+        try:
+            text = json.dumps(value)
+        except (ValueError, TypeError, RecursionError):
+            text = type(value).__name__
+    return text[:40]
+
+
+def _unexpected(exc: BaseException) -> str:
+    """The reason for a record whose parse raised something no rule foresaw: still a reject."""
+    # The message may quote the content: keep it storable (no lone surrogates, no NUL).
+    message = " ".join(str(exc).split())[:80].encode("utf-8", "backslashreplace").decode("utf-8")
+    message = message.replace("\x00", "\\x00")
+    return f"record could not be read: {message}" if message else "record could not be read"
+
+
+def _json_problem(exc: BaseException) -> str:
+    """Why the JSON decoder gave up, for errors that are not a JSONDecodeError."""
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    if "digits" in str(exc):
+        return "invalid JSON: a number has too many digits"
+    return "invalid JSON: " + (" ".join(str(exc).split())[:60] or "unreadable value")
 
 
 def _camel(name: str) -> str:
@@ -56,15 +110,36 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+def _json_text(value: object, name: str) -> str:
+    """A number or boolean in a text field, as its JSON text (DESIGN.md section 2)."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = getattr(value, "text", None)
+        if text is None:  # NaN or Infinity: Python's json reads them, but they are not JSON
+            raise RejectError(f"{name} is not a JSON value: {_shown(value)}")
+        return text
+    if isinstance(value, int):
+        return str(value)
+    raise RejectError(f"{name} is not text: {_shown(value)}")
+
+
 def _text(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RejectError(f"{name} is not text: {json.dumps(value)[:40]}")
-    value = str(value)
+    if type(value) is not str:
+        value = _json_text(value, name)
     if "\x00" in value:
         raise RejectError(f"{name} contains a NUL character")
-    if len(value) > MAX_TEXT_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+    if not value.isascii():
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            # json decodes "\ud800" to a lone surrogate, which UTF-8 (and every warehouse) refuses.
+            raise RejectError(f"{name} holds an invalid Unicode escape (a lone surrogate)") from None
+        if size > MAX_TEXT_BYTES:
+            raise RejectError(f"{name} is longer than {MAX_TEXT_BYTES} bytes")
+    elif len(value) > MAX_TEXT_BYTES:
         raise RejectError(f"{name} is longer than {MAX_TEXT_BYTES} bytes")
     return value
 
@@ -75,18 +150,21 @@ def _integer(value: object, name: str, limit: int) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RejectError(f"{name} is not an integer: {json.dumps(value)[:40]}")
+        raise RejectError(f"{name} is not an integer: {_shown(value)}")
     if not -limit - 1 <= value <= limit:
-        raise RejectError(f"{name} is out of range: {value}")
-    return value
+        raise RejectError(f"{name} is out of range: {_shown(value)}")
+    return int(value)
 
 
 def _double(value: object, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RejectError(f"{name} is not a number: {json.dumps(value)[:40]}")
-    value = float(value)
+        raise RejectError(f"{name} is not a number: {_shown(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond double precision's range
+        raise RejectError(f"{name} is not a finite number") from None
     if not math.isfinite(value):
         raise RejectError(f"{name} is not a finite number")
     return value
@@ -259,6 +337,11 @@ def _records(text: str):
             truncated = eol < 0 and (exc.pos >= n - 1 or exc.msg.startswith("Unterminated"))
             reason = "truncated JSON at end of file" if truncated else f"invalid JSON: {exc.msg}"
             yield line, text[start:end], RejectError(reason)
+        except (ValueError, RecursionError) as exc:
+            # Not a JSONDecodeError: too deep a nesting, or an integer of more than 4,300 digits.
+            eol = text.find("\n", start)
+            end = n if eol < 0 else eol
+            yield line, text[start:end], RejectError(_json_problem(exc))
         else:
             yield line, text[start:end], value
         line += text.count("\n", start, end)
@@ -284,18 +367,87 @@ def _has_bad_bytes(raw: str) -> bool:
 
 
 def parse_file(
-    batch: ParsedBatch, key: str, data: bytes, day: date | None = None, version: str | None = None
+    batch: ParsedBatch,
+    key: str,
+    data: bytes,
+    day: date | None = None,
+    version: str | None = None,
+    reject: str | None = None,
 ) -> None:
     """Parse one lake file into `batch`: each record becomes a row or a reject, and the file's
-    counts go to `batch.files` for reconciliation."""
+    counts go to `batch.files` for reconciliation. `reject`: the lake already found the file
+    unloadable (a named pipe, a broken link, a stray name): one whole-file reject, `data` unread."""
     counts = batch._counts()
     try:
-        _parse_records(batch, key, data, day)
+        _parse_records(batch, key, data, day, reject)
     finally:
         batch.add_file(key, day, version, len(data), counts)
 
 
-def _parse_records(batch: ParsedBatch, key: str, data: bytes, day: date | None) -> None:
+GZIP_MAGIC = b"\x1f\x8b"
+# The first bytes of a file tell UTF-16, binary and other compressions from JSON text.
+SNIFF_BYTES = 4096
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed twice"),
+    (b"PK\x03\x04", "a zip archive, not JSON (only gzip is read)"),
+    (b"BZh", "bzip2-compressed (only gzip is read)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (only gzip is read)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed (only gzip is read)"),
+    (b"PAR1", "a Parquet file, not JSON"),
+)
+# Bytes no JSON text holds outside a string, and no string holds unescaped.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\b")
+BINARY_SHARE = 0.1
+
+
+def unpack(data: bytes) -> tuple[bytes, str | None]:
+    """A lake file's JSON bytes (gunzipped when gzip-compressed, by its magic bytes whatever its
+    name, as Redshift's COPY … GZIP reads it), or the reason the whole file is rejected."""
+    if data.startswith(GZIP_MAGIC):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return b"", "file is gzip-compressed but cannot be decompressed (truncated or corrupt)"
+    return data, _sniff(data[:SNIFF_BYTES])
+
+
+def _sniff(head: bytes) -> str | None:
+    """Why a file is not UTF-8 JSON text at all, from its first bytes; None when it may be. A few
+    bad bytes in text are left to the records they are in ("invalid UTF-8 bytes")."""
+    if head.startswith((b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+        return "file is UTF-32 encoded, not UTF-8"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "file is UTF-16 encoded, not UTF-8"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"file is {what}"
+    if b"\x00" in head and len(head) >= 2:
+        even, odd = head[0::2], head[1::2]
+        if (odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even)) or (
+            even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd)
+        ):
+            return "file is UTF-16 encoded, not UTF-8"
+    bad = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if not head.isascii():
+        bad += len(head) - len(head.decode("utf-8", "ignore").encode("utf-8"))
+    if bad > BINARY_SHARE * len(head):
+        return "file is binary, not JSON"
+    return None
+
+
+def _preview(data: bytes) -> str:
+    return data[:RAW_TEXT_LIMIT].decode("utf-8", "backslashreplace")
+
+
+def _parse_records(
+    batch: ParsedBatch, key: str, data: bytes, day: date | None, reject: str | None = None
+) -> None:
+    if reject is None:
+        data, reject = unpack(data)
+    if reject is not None:
+        batch.records_read += 1
+        batch.add_reject(key, WHOLE_FILE_LINE, day, reject, _preview(data))
+        return
     if not data.strip():
         batch.records_read += 1
         batch.add_reject(key, 1, day, "empty file" if not data else "file holds only whitespace", "")
@@ -326,6 +478,8 @@ def _parse_text(
                 row = make_row(obj)
             except RejectError as exc:
                 batch.add_reject(key, line, day, str(exc), raw)
+            except Exception as exc:  # no content may fail the load: it is this record's reject
+                batch.add_reject(key, line, day, _unexpected(exc), raw)
             else:
                 lineage[1] = line
                 batch.add_row(row, lineage)
@@ -335,7 +489,7 @@ def parse_files(table: Table, files) -> ParsedBatch:
     """Parse (LakeFile, bytes) pairs of one staging table into one batch."""
     batch = ParsedBatch(table)
     for f, data in files:
-        parse_file(batch, f.key, data, f.day, f.version)
+        parse_file(batch, f.key, data, f.day, f.version, getattr(f, "reject", None))
     return batch
 
 
@@ -442,8 +596,8 @@ def _careful_line(spec: _Spec, text: str, line: int, out: list, lines: list, rej
     parse the same value from the same position and end on this line). Returns the records
     read, or None when the line is not one complete JSON value."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = _DECODER.decode(text)
+    except (ValueError, RecursionError):
         return None
     raw = text.strip(_JSON_WS)
     objects = value if isinstance(value, list) and value else [value]
@@ -454,6 +608,8 @@ def _careful_line(spec: _Spec, text: str, line: int, out: list, lines: list, rej
             row = spec.make_row(obj)
         except RejectError as exc:
             rejects.append((line, str(exc), raw))
+        except Exception as exc:  # as in _parse_text: a reject, never a failed load
+            rejects.append((line, _unexpected(exc), raw))
         else:
             out.append(tuple(row))
             lines.append(line)
@@ -485,7 +641,7 @@ def _scan(spec: _Spec, seg: Segment, careful: bool, out: list, lines: list) -> S
         if not careful:
             try:
                 obj = loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 obj = None
             if type(obj) is dict:
                 try:
@@ -516,7 +672,7 @@ def _whole_segment(raw_lines: list[bytes], loads, getter) -> list[tuple] | None:
         raw_lines = raw_lines[:-1]
     try:
         return list(map(getter, map(loads, raw_lines)))
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
 
 
@@ -538,7 +694,7 @@ def _columns(spec: _Spec, rows: list[tuple]) -> list[pa.Array] | None:
             return None
         try:
             array = pa.array(values, type=arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
             return None
         if f.required and array.null_count:
             return None
@@ -593,7 +749,10 @@ def _parse_segments(
     arrays = _columns(spec, rows)
     if arrays is None:
         if careful:
-            raise AssertionError("the careful path produced a row the column checks refuse")
+            # Rows the careful line checks passed but the columns refuse: hand every file to the
+            # careful scanner (ParsedBatch) rather than fail the load.
+            empty = _parse_segments(table_name, [], careful=True)[0]
+            return empty, [SegmentResult(ok=False) for _ in segments]
         return _parse_segments(table_name, segments, careful=True)
     arrays += [pa.array(keys, pa.string()), pa.array(lines, pa.int32())]
     if spec.table is STAGING_EVENTS:
@@ -634,7 +793,7 @@ class _OpenFile:
     staged: int = 0
     rejected: int = 0
     handed_over: bool = False
-    empty: bool = False
+    whole: bool = False  # empty, or rejected as a whole: the careful path takes the file at once
 
 
 @dataclass
@@ -678,11 +837,16 @@ def parse_stream(
     for f, data in files:
         totals["files"] += 1
         day = getattr(f, "day", None)
-        body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-        # Empty or whitespace only: an empty segment keeps its place for the careful path's reject.
-        cuts = (line_cuts(body) if data.strip() else []) or [(0, 0, 1)]
-        empty = not data.strip()
-        state = _OpenFile(f, data if empty else body, len(data), len(cuts), empty=empty)
+        reject = getattr(f, "reject", None)
+        body = b""
+        if reject is None:
+            body, reject = unpack(data)  # gzip content is parsed decompressed
+        body = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+        # Empty, whitespace only or not JSON text at all: one empty segment keeps the file's
+        # place for the careful path's whole-file reject.
+        whole = reject is not None or not body.strip()
+        cuts = [(0, 0, 1)] if whole else line_cuts(body)
+        state = _OpenFile(f, data if whole else body, len(data), len(cuts), whole=whole)
         for start, end, first_line in cuts:
             task.segments.append(Segment(f.key, day, body[start:end], first_line, start))
             task.files.append(state)
@@ -711,7 +875,7 @@ def _finish(table: Table, task: _Task, side: ParsedBatch, ready: list, totals: S
     rows, results = task.future.result()
     offset = 0
     for seg, state, result in zip(task.segments, task.files, results, strict=True):
-        if state.empty:
+        if state.whole:
             ready.append(rows.slice(0, offset))
             rows, offset = rows.slice(offset), 0
             _careful_file(table, state.file, state.body, side, ready, totals)
@@ -761,7 +925,7 @@ def _careful_tail(table: Table, state: _OpenFile, seg: Segment, side: ParsedBatc
 
 def _careful_file(table: Table, f, data: bytes, side: ParsedBatch, ready: list, totals: StreamTotals) -> None:
     batch = ParsedBatch(table)
-    parse_file(batch, f.key, data, getattr(f, "day", None), f.version)
+    parse_file(batch, f.key, data, getattr(f, "day", None), f.version, getattr(f, "reject", None))
     ready.append(batch.rows_table())
     _merge_rejects(side, batch)
     for name, values in batch.files.items():

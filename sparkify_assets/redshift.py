@@ -6,6 +6,12 @@ COPY per file is what lets every row carry its source key and date. Songs are co
 of the whole `song_data/` prefix with `JSON 'auto'`, since a catalog is many thousands of tiny
 objects and one COPY spreads them over the slices.
 
+Compression follows the files, as COPY needs to be told: a daily file is copied with `GZIP` when
+its name ends in `.gz` or its first bytes are gzip's magic number (one ranged GET per day); the
+song catalog is one COPY, so `GZIP` only when every song file is named `.gz` (a mix is refused).
+Objects under log_data/ that are no day's file are not copied: they are inserted as whole-file
+rejects, as the other backends record them.
+
 Redshift's COPY does not report a row's line number, so `source_line` is NULL there. `TIMEFORMAT
 'epochmillisecs'` is not used: `ts` is staged as BIGINT epoch milliseconds (the data contract), so
 no column is a timestamp at COPY time; songplays converts it.
@@ -18,10 +24,10 @@ import os
 from dataclasses import dataclass, replace
 
 from sparkify_assets.config import LAKE_REGION, LOG_JSONPATH
-from sparkify_assets.parsing import _camel
-from sparkify_assets.resources.lake import LakeFile, S3Lake
+from sparkify_assets.parsing import GZIP_MAGIC, RAW_TEXT_LIMIT, WHOLE_FILE_LINE, _camel
+from sparkify_assets.resources.lake import LakeError, LakeFile, S3Lake
 from sparkify_assets.resources.warehouse import Session, WarehouseError
-from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_SONGS, Table
+from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_REJECTS, STAGING_SONGS, Table
 
 LOAD_ERROR_ROWS = 5
 
@@ -77,16 +83,31 @@ def temp_load_ddl(load: Table) -> str:
     return load.ddl("redshift", temporary=True)
 
 
-def copy_sql(load: Table, source: str, settings: CopySettings, json_option: str) -> str:
-    """A COPY of S3 JSON into a load table."""
+def copy_sql(load: Table, source: str, settings: CopySettings, json_option: str, gzip: bool = False) -> str:
+    """A COPY of S3 JSON into a load table; `gzip`: the objects are gzip-compressed."""
     return (
         f"COPY {load.name} ({', '.join(load.column_names)})\n"
         f"FROM {_quote(source)}\n"
         f"IAM_ROLE {_quote(settings.iam_role)}\n"
         f"FORMAT AS JSON {_quote(json_option)}\n"
-        f"REGION {_quote(settings.region)}\n"
+        + ("GZIP\n" if gzip else "")
+        + f"REGION {_quote(settings.region)}\n"
         "COMPUPDATE OFF STATUPDATE OFF"
     )
+
+
+def is_gzip(lake: S3Lake, f: LakeFile) -> bool:
+    """Whether COPY must read `f` with GZIP: by its name, else by its magic bytes, as the other
+    backends decide. An object whose first bytes cannot be read is taken as plain: COPY will then
+    name the real problem."""
+    if f.key.endswith(".gz"):
+        return True
+    if f.size < len(GZIP_MAGIC):
+        return False
+    try:
+        return lake.head(f.key, len(GZIP_MAGIC)) == GZIP_MAGIC
+    except LakeError:
+        return False
 
 
 def insert_events_sql(key: str, day: str) -> str:
@@ -177,7 +198,7 @@ def copy_events(tx: Session, lake, files: list[LakeFile], settings: CopySettings
     tx.execute(temp_load_ddl(EVENTS_LOAD))
     for f in files:
         source = _s3_url(lake, f.key)
-        _copy(tx, copy_sql(EVENTS_LOAD, source, settings, settings.jsonpaths_url))
+        _copy(tx, copy_sql(EVENTS_LOAD, source, settings, settings.jsonpaths_url, is_gzip(lake, f)))
         read = _lines_loaded(tx, source, {source})
         staged = int(tx.query(f"SELECT COUNT(*) FROM {EVENTS_LOAD.name}")[0][0])
         tx.execute(insert_events_sql(f.key, f.day.isoformat()))
@@ -190,11 +211,19 @@ def copy_events(tx: Session, lake, files: list[LakeFile], settings: CopySettings
 
 
 def copy_songs(tx: Session, lake, files: list[LakeFile], settings: CopySettings) -> dict[str, int]:
-    """One COPY of the whole song_data/ prefix."""
+    """One COPY of the whole song_data/ prefix. Objects the lake rejected by name are not in
+    `expected`: COPY reads them anyway (a prefix match), so the load stops and names them."""
     lake = _require_s3(lake)
-    tx.execute(temp_load_ddl(SONGS_LOAD))
+    files = [f for f in files if f.reject is None]
     source = _s3_url(lake, "song_data/")
-    _copy(tx, copy_sql(SONGS_LOAD, source, settings, "auto"))
+    compressed = {f.key.endswith(".gz") for f in files}
+    if len(compressed) > 1:
+        raise WarehouseError(
+            f"Redshift reads {source} in one COPY, which takes one compression, but its song files "
+            "mix gzip (.gz) and plain JSON: compress all of them or none."
+        )
+    tx.execute(temp_load_ddl(SONGS_LOAD))
+    _copy(tx, copy_sql(SONGS_LOAD, source, settings, "auto", compressed == {True}))
     read = _lines_loaded(tx, source, {_s3_url(lake, f.key) for f in files})
     staged = int(tx.query(f"SELECT COUNT(*) FROM {SONGS_LOAD.name}")[0][0])
     tx.execute(insert_songs_sql("song_data/"))
@@ -203,8 +232,27 @@ def copy_songs(tx: Session, lake, files: list[LakeFile], settings: CopySettings)
     return {"files": len(files), "records_read": read, "rows_staged": staged, "rows_rejected": 0}
 
 
+def insert_whole_file_rejects(tx: Session, table: Table, files: list[LakeFile]) -> None:
+    """Objects the lake rejected as a whole (never copied): one reject and one file row each, as
+    the other backends record them."""
+    for f in files:
+        reason = (f.reject or "")[:RAW_TEXT_LIMIT]
+        tx.execute(
+            f"INSERT INTO {STAGING_REJECTS.name} ({', '.join(STAGING_REJECTS.column_names)}) VALUES "
+            f"({_quote(table.name)}, {_quote(f.key)}, {WHOLE_FILE_LINE}, NULL, {_quote(reason)}, '')"
+        )
+        tx.execute(_files_row(table, f.key, None, f.version, f.size, 1, 0, rejected=1))
+
+
 def _files_row(
-    table: Table, key: str, day: str | None, version: str, size: int, read: int, staged: int
+    table: Table,
+    key: str,
+    day: str | None,
+    version: str,
+    size: int,
+    read: int,
+    staged: int,
+    rejected: int = 0,
 ) -> str:
     values = [
         _quote(table.name),
@@ -214,7 +262,7 @@ def _files_row(
         str(int(size)),
         str(int(read)),
         str(int(staged)),
-        "0",
+        str(int(rejected)),
     ]
     return f"INSERT INTO {STAGING_FILES.name} ({', '.join(STAGING_FILES.column_names)}) VALUES ({', '.join(values)})"
 

@@ -213,14 +213,15 @@ def test_worker_processes_give_the_same_rows_in_the_same_order(monkeypatch):
         _assert_same(STAGING_EVENTS, files, pool)
 
 
-def test_a_lone_surrogate_escape_fails_both_paths_alike():
-    # Known gap of the careful path (kept as is, reported): json decodes "\ud800" to a lone
-    # surrogate, which Arrow cannot encode, so the whole load fails instead of rejecting the line.
-    files = [_log(1, _event().replace('"Lee"', '"\\ud800"'))]
-    with pytest.raises(UnicodeEncodeError):
-        _careful(STAGING_EVENTS, files)
-    with pytest.raises(UnicodeEncodeError):
-        _fast(STAGING_EVENTS, files)
+def test_a_lone_surrogate_escape_is_a_reject_on_both_paths():
+    # Issue 14: json decodes "\ud800" to a lone surrogate, which Arrow (and every warehouse)
+    # cannot encode; it used to fail the whole load. Now that line alone is rejected.
+    files = [_log(1, "\n".join([_event(), _event().replace('"Lee"', '"\\ud800"'), _event(userId="8")]))]
+    out = _assert_same(STAGING_EVENTS, files)
+    assert len(out["rows"]) == 2
+    assert [(r["source_line"], r["reason"]) for r in out["rejects"]] == [
+        (2, "lastName holds an invalid Unicode escape (a lone surrogate)")
+    ]
 
 
 def test_rows_schema_matches_the_declaration():

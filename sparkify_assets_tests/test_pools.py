@@ -23,9 +23,10 @@ def test_every_asset_and_check_is_in_the_warehouse_pool():
     pools = _pools()
     checks = [k for k in pools if k.startswith("check ")]
     # 5 star tables x (unique, not_null, has_rows) + 5 references (4 of songplays, 1 of songs) +
-    # 2 staging tables x (has_rows, reconcile_records) + reconcile_nextsong_events = 25 core
-    # checks, and 6 analytics checks.
-    assert len(checks) == 31, checks
+    # 2 staging tables x (has_rows, reconcile_records, lake_inventory) + reconcile_nextsong_events
+    # = 27 core checks, and 6 analytics checks.
+    assert len(checks) == 33, checks
+    assert "check staging_events:lake_inventory" in pools and "check staging_songs:lake_inventory" in pools
     assert "check songplays:reconcile_nextsong_events" in pools
     assert "check analytics_daily_plays:plays_reconcile_with_songplays" in pools
     assert "asset songplays" in pools and "asset analytics_top_songs" in pools
@@ -37,5 +38,5 @@ def test_the_job_plan_puts_check_steps_in_the_pool():
     """What the executor sees: every step of the load job, checks included, claims the pool."""
     job = defs.resolve_job_def("load_warehouse")
     nodes = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
-    assert len(nodes) >= 14 + 31
+    assert len(nodes) >= 14 + 33
     assert {name for name, pool in nodes.items() if pool != "sparkify_warehouse"} == set()

@@ -305,3 +305,96 @@ def test_lake_region_setting_reaches_the_warehouse_resource(monkeypatch, tmp_pat
     monkeypatch.setenv("SPARKIFY_LAKE_REGION", "eu-central-1")
     region = config.warehouse_resource().region
     assert region.env_var_name == "SPARKIFY_LAKE_REGION"  # an EnvVar, resolved when the run starts
+
+
+def test_gzip_days_are_copied_with_gzip_by_name_or_by_magic_bytes(lake_bucket):
+    """Issue 14: COPY must be told a file is gzip-compressed; the other backends decide by the
+    magic bytes, so Redshift's COPY gets GZIP for a .json.gz day and for gzip under a .json name."""
+    import gzip
+
+    s3 = boto3.client("s3")
+    body = ("\n".join(_event(1541030400000 + i) for i in range(3)) + "\n").encode()
+    s3.delete_object(Bucket=lake_bucket, Key="lake/log_data/2018/11/2018-11-02-events.json")
+    s3.put_object(
+        Bucket=lake_bucket, Key="lake/log_data/2018/11/2018-11-02-events.json.gz", Body=gzip.compress(body)
+    )
+    s3.put_object(
+        Bucket=lake_bucket, Key="lake/log_data/2018/11/2018-11-03-events.json", Body=gzip.compress(body)
+    )
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
+    first, last = DAYS[0], DAYS[-1]
+    staging.replace_staging(
+        run_context(first),
+        RecordingResource(wh),
+        lake,
+        STAGING_EVENTS,
+        lake.log_files(first, last),
+        date_filter("source_date", first, last),
+    )
+    copies = [s for s in wh.statements if s.startswith("COPY ")]
+    _assert_real_redshift_sql(copies)
+    gzip_by_source = {
+        c.split("\nFROM '", 1)[1].split("'", 1)[0].rsplit("/", 1)[1]: "\nGZIP\n" in c for c in copies
+    }
+    assert gzip_by_source == {
+        "2018-11-01-events.json": False,
+        "2018-11-02-events.json.gz": True,
+        "2018-11-03-events.json": True,
+    }
+
+
+def test_song_files_mixing_gzip_and_plain_are_refused_in_one_sentence(lake_bucket):
+    boto3.client("s3").put_object(
+        Bucket=lake_bucket, Key="lake/song_data/A/A/TRAAC.json.gz", Body=b"\x1f\x8b"
+    )
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
+    with pytest.raises(WarehouseError) as caught:
+        staging.replace_staging(
+            run_context(), RecordingResource(wh), lake, STAGING_SONGS, lake.song_files(), "TRUE"
+        )
+    assert str(caught.value) == (
+        f"Redshift reads s3://{lake_bucket}/lake/song_data/ in one COPY, which takes one compression, but "
+        "its song files mix gzip (.gz) and plain JSON: compress all of them or none."
+    )
+    assert "COMMIT" not in wh.log
+
+
+def test_objects_under_log_data_that_are_no_day_are_whole_file_rejects_on_redshift(lake_bucket):
+    """Not copied (no COPY reads them): inserted as rejects with line 0, as DuckDB and PostgreSQL
+    record them, after the undated rows of the last run are deleted."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=lake_bucket, Key="lake/log_data/notes.txt", Body=b"it's here")
+    s3.put_object(Bucket=lake_bucket, Key="lake/log_data/2018/11/.DS_Store", Body=b"\x00")
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
+    day = DAYS[0]
+    inventory = lake.inventory("log_data")
+    assert [f.key for f in inventory.rejected] == ["log_data/notes.txt"]
+    staging.replace_staging(
+        run_context(day),
+        RecordingResource(wh),
+        lake,
+        STAGING_EVENTS,
+        [f for f in inventory.loaded if f.day == day],
+        date_filter("source_date", day, day),
+        inventory,
+    )
+    stmts = wh.statements
+    _assert_real_redshift_sql(stmts)
+    reason = "not a daily log file (log_data/YYYY/MM/YYYY-MM-DD-events.json or .json.gz)"
+    assert (
+        "INSERT INTO staging_rejects (target_table, source_key, source_line, source_date, reason, raw_text) "
+        f"VALUES ('staging_events', 'log_data/notes.txt', 0, NULL, '{reason}', '')"
+    ) in stmts
+    deletes = [
+        "DELETE FROM staging_rejects WHERE target_table = 'staging_events' AND source_date IS NULL",
+        "DELETE FROM staging_files WHERE target_table = 'staging_events' AND source_date IS NULL",
+    ]
+    at = [stmts.index(d) for d in deletes]
+    assert at[0] < at[1] < next(i for i, s in enumerate(stmts) if s.startswith("INSERT INTO staging_rejects"))
+    assert any(
+        s.endswith("VALUES ('staging_events', 'log_data/notes.txt', NULL, '', 9, 1, 0, 1)") for s in stmts
+    )
+    assert wh.log[-1] == "COMMIT"

@@ -153,6 +153,34 @@ def test_copy_statements_golden():
     )
 
 
+def test_copy_of_gzip_files_golden():
+    """Issue 14: gzip-compressed lake files are copied with GZIP (the only difference)."""
+    events = redshift.copy_sql(
+        redshift.EVENTS_LOAD,
+        "s3://sparkify-lake/lake/log_data/2018/11/2018-11-13-events.json.gz",
+        SETTINGS,
+        SETTINGS.jsonpaths_url,
+        gzip=True,
+    )
+    assert events == (
+        "COPY staging_events_load (artist, auth, first_name, gender, item_in_session, last_name, length, "
+        "level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)\n"
+        "FROM 's3://sparkify-lake/lake/log_data/2018/11/2018-11-13-events.json.gz'\n"
+        "IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'\n"
+        "FORMAT AS JSON 's3://sparkify-lake/lake/log_json_path.json'\n"
+        "GZIP\n"
+        "REGION 'us-west-2'\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+    songs = redshift.copy_sql(
+        redshift.SONGS_LOAD, "s3://sparkify-lake/lake/song_data/", SETTINGS, "auto", gzip=True
+    )
+    assert songs.splitlines()[3:5] == ["FORMAT AS JSON 'auto'", "GZIP"]
+    for sql in (events, songs):
+        parsed = sqlglot.parse(sql, read="redshift")
+        assert len(parsed) == 1 and not isinstance(parsed[0], exp.Command), sql
+
+
 def test_jsonpaths_derived_from_the_declaration_equal_the_public_file():
     assert redshift.jsonpaths() == json.loads(SHIPPED_JSONPATHS.read_text())
     assert len(redshift.jsonpaths()["jsonpaths"]) == 18

@@ -4,6 +4,12 @@ Each run replaces exactly what it loads (a partition's days, or the whole song c
 transaction, so a failed run leaves the warehouse as it was, and a re-run gives the same rows.
 Records that cannot be staged go to `staging_rejects` with their reason, and every file's counts
 to `staging_files`, which the reconciliation checks compare with what was actually staged.
+
+Every object of the lake is accounted for (`Lake.inventory`): an object that is not a loadable
+file (a stray or misplaced name, a named pipe, a broken link) is a whole-file reject (line 0), and
+ignored objects (hidden, README-like) are counted and named in the metadata. Objects under
+log_data/ that are not a day's log file belong to no partition (source_date NULL): every
+staging_events run restates them from a listing of the whole of log_data/.
 """
 
 import multiprocessing
@@ -17,6 +23,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from sparkify_assets import redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
+from sparkify_assets.checks import whole_file_rejects_sql
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -28,7 +35,7 @@ from sparkify_assets.metadata import (
 )
 from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
-from sparkify_assets.resources.lake import Lake, LakeError, LakeFile, LakeResource
+from sparkify_assets.resources.lake import Inventory, Lake, LakeError, LakeFile, LakeResource
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import (
     ALL_TABLES,
@@ -40,6 +47,7 @@ from sparkify_assets.tables import (
 )
 
 REJECT_SAMPLE = 10
+INVENTORY_SAMPLE = 10
 
 # The warehouse's and the lake's kinds are added by build_defs, from the resources in use.
 KINDS = {"python"}
@@ -69,7 +77,7 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     Files stream through in segments of a few MiB, so memory follows the segment, not the lake."""
     files = list(files)
     totals = StreamTotals()
-    with _parse_pool(files) as (pool, workers):
+    with _parse_pool([f for f in files if f.reject is None]) as (pool, workers):
         for target, rows in parse_stream(table, lake.read_many(files), totals, pool, workers):
             tx.append(target, rows)
     return dict(totals)
@@ -84,9 +92,27 @@ def _copy_settings(warehouse: WarehouseResource, lake: Lake) -> redshift.CopySet
     )
 
 
-def _load_metadata(tx: Session, table: Table, totals: dict[str, int], where: str) -> dict:
+def _inventory_metadata(tx: Session, table: Table, inventory: Inventory | None, where: str) -> dict:
+    """Counts and the first few of the objects not loaded: whole-file rejects and ignored objects."""
+    # Undated whole-file rejects (objects under log_data/ that are no day's file) belong to every run.
+    scope = f"({where} OR source_date IS NULL)" if table.partition_column else where
+    rejected = tx.query(f"{whole_file_rejects_sql(table)} AND {scope} ORDER BY source_key")
+    ignored = inventory.ignored if inventory else []
+    meta: dict = {"objects_rejected": len(rejected), "objects_ignored": len(ignored)}
+    named = sorted([(k, "rejected", r) for k, r in rejected] + [(k, "ignored", r) for k, r in ignored])
+    if named:
+        meta["objects_not_loaded"] = MetadataValue.md(
+            markdown_table(["source_key", "outcome", "why"], named[:INVENTORY_SAMPLE])
+        )
+    return meta
+
+
+def _load_metadata(
+    tx: Session, table: Table, totals: dict[str, int], where: str, inventory: Inventory | None = None
+) -> dict:
     meta = materialization_metadata(tx, table, totals["rows_staged"], where)
     meta.update({k: v for k, v in totals.items() if k != "rows_staged"})
+    meta.update(_inventory_metadata(tx, table, inventory, where))
     rejects = tx.query(
         f"SELECT source_key, source_line, reason FROM {STAGING_REJECTS.name} "
         f"WHERE target_table = '{table.name}' AND {where} ORDER BY source_key, source_line LIMIT {REJECT_SAMPLE}"
@@ -105,9 +131,11 @@ def replace_staging(
     table: Table,
     files: list[LakeFile],
     scope: str,
+    inventory: Inventory | None = None,
 ) -> MaterializeResult:
     """Replace the rows of `table` (and its rejects and file counts) within `scope` by the
-    contents of `files`, in one transaction, retried as a whole if the connection is lost."""
+    contents of `files`, in one transaction, retried as a whole if the connection is lost.
+    `inventory` (staging_events): the whole of log_data/, whose undated rejects are restated."""
     wh = warehouse.open()
 
     def work(tx: Session) -> tuple[dict[str, int], dict]:
@@ -120,7 +148,16 @@ def replace_staging(
             totals = copy(tx, lk, files, _copy_settings(warehouse, lk))
         else:
             totals = stage_files(tx, lk, table, files)
-        return totals, _load_metadata(tx, table, totals, scope)
+        if inventory is not None and table.partition_column:
+            for t in (STAGING_REJECTS, STAGING_FILES):
+                tx.execute(
+                    f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_date IS NULL"
+                )
+            if inventory.rejected and wh.dialect == "redshift":
+                redshift.insert_whole_file_rejects(tx, table, inventory.rejected)
+            elif inventory.rejected:
+                stage_files(tx, lk, table, inventory.rejected)
+        return totals, _load_metadata(tx, table, totals, scope, inventory)
 
     totals, meta = wh.run(work)
     context.log.info(
@@ -147,12 +184,18 @@ def staging_events(
 ) -> MaterializeResult:
     first, last = partition_dates(context)
     lk = lake.open()
-    files = lk.log_files(first, last)
-    if not files and not lk.log_files():
-        raise LakeError(f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json).")
+    # The whole of log_data/, so that every object is accounted for (one listing per 1,000 keys on S3).
+    inventory = lk.inventory("log_data")
+    files = [f for f in inventory.loaded if first <= f.day <= last]
+    if not inventory.loaded:
+        raise LakeError(
+            f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json)"
+            + _not_loaded_hint(inventory)
+        )
     context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
+    _log_not_loaded(context, "log_data", inventory)
     result = replace_staging(
-        context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last)
+        context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last), inventory
     )
     # One run may load many days: each day's materialization gets its own row count.
     with warehouse.open().transaction() as tx:
@@ -175,15 +218,38 @@ def staging_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
     lk = lake.open()
-    files = lk.song_files()
-    if not files:
+    inventory = lk.inventory("song_data")
+    if not inventory.loaded:
         lk.check()
-        raise LakeError(f"The lake {lk.url} holds no song files (song_data/**/*.json).")
+        raise LakeError(
+            f"The lake {lk.url} holds no song files (song_data/**/*.json)" + _not_loaded_hint(inventory)
+        )
+    _log_not_loaded(context, "song_data", inventory)
+    # Rejected objects are staged as whole-file rejects, with a staging_files row like any file.
+    files = sorted(inventory.loaded + inventory.rejected, key=lambda f: f.key)
     if warehouse.open().dialect == "redshift":
         # One COPY reads song_data/ whole (redshift.copy_songs): no per-file restaging there.
         context.log.info(f"Staging {len(files)} song files from {lk.url}")
-        return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE")
-    return restage_changed_songs(context, warehouse, lk, files)
+        return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE", inventory)
+    return restage_changed_songs(context, warehouse, lk, files, inventory)
+
+
+def _not_loaded_hint(inventory: Inventory) -> str:
+    named = inventory.named(3)
+    if not named:
+        return "."
+    shown = "; ".join(f"{key} ({why})" for key, _, why in named)
+    return f"; not loaded: {shown}."
+
+
+def _log_not_loaded(context: AssetExecutionContext, area: str, inventory: Inventory) -> None:
+    """One warning naming the first objects of the area that are not loaded."""
+    if inventory.rejected or inventory.ignored:
+        shown = "; ".join(f"{key}: {outcome}, {why}" for key, outcome, why in inventory.named(5))
+        context.log.warning(
+            f"{area}/: {len(inventory.rejected)} object(s) rejected as whole files and "
+            f"{len(inventory.ignored)} ignored; first: {shown}"
+        )
 
 
 # Keys per DELETE … IN (…) statement; above STALE_SHARE of the loaded files, a full restage.
@@ -239,7 +305,11 @@ def _sql_text(value: str) -> str:
 
 
 def restage_changed_songs(
-    context: AssetExecutionContext, warehouse: WarehouseResource, lk: Lake, files: list[LakeFile]
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    lk: Lake,
+    files: list[LakeFile],
+    inventory: Inventory | None = None,
 ) -> MaterializeResult:
     """staging_songs from the song files that changed since the last load: in one transaction,
     the rows, rejects and file rows of removed or changed files go, and only added or changed
@@ -268,7 +338,7 @@ def restage_changed_songs(
                     )
             stage = changes.to_stage
         totals = stage_files(tx, lk, table, stage) if stage else dict(StreamTotals())
-        meta = _load_metadata(tx, table, totals, "TRUE")
+        meta = _load_metadata(tx, table, totals, "TRUE", inventory)
         # The asset's row count is the whole table; rows_staged is what this run parsed.
         meta["dagster/row_count"] = meta["table_rows"]
         meta["rows_staged"] = totals["rows_staged"]

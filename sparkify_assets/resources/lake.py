@@ -1,18 +1,26 @@
 """The lake: a local folder or an S3 prefix holding log_data/ and song_data/, read the same way.
 
-Log files are found by their dated layout (`log_data/YYYY/MM/YYYY-MM-DD-events.json`), so a
-date range is listed by its month prefixes only, never by walking the whole lake.
+Log files are found by their dated layout (`log_data/YYYY/MM/YYYY-MM-DD-events.json`, or
+`.json.gz`), so a date range is listed by its month prefixes only, never by walking the whole lake.
+
+The inventory (`Lake.inventory`) accounts for every object under log_data/ and song_data/: it is
+loaded, rejected as a whole file with a reason (a stray or misplaced name, a named pipe, a broken
+or looping symbolic link, a folder that cannot be listed), or ignored by a documented rule
+(`ignore_rule`). Nothing is skipped silently, and listing never opens a file, so a named pipe
+cannot hang it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from itertools import islice
@@ -25,7 +33,14 @@ from pydantic import Field
 
 from sparkify_assets.wire_logs import redact_wire_logs
 
-LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
+LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json(\.gz)?$")
+LOG_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})-events\.json(\.gz)?$")
+SONG_SUFFIXES = (".json", ".json.gz")
+# Names that are documentation, checksums or tool markers, never data: ignored, and reported.
+DOC_NAME = re.compile(
+    r"^(readme|license|licence|notice|changelog|sha256sums|sha1sums|md5sums)(\..*)?$|\.(md|sha256|md5|crc)$",
+    re.IGNORECASE,
+)
 THROTTLING_CODES = ("SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503")
 S3_FETCH_THREADS = 10  # botocore's default connection pool size
 S3_READ_AHEAD = 2 * S3_FETCH_THREADS  # keeps every thread busy while the consumer catches up
@@ -41,6 +56,57 @@ class LakeFile:
     size: int
     version: str  # changes when the file's content changes (ETag on S3, mtime and size locally)
     day: date | None = None
+    # Why the object cannot be loaded, when the listing or the read already knows (never read then).
+    reject: str | None = None
+
+
+@dataclass
+class Inventory:
+    """Every object under one area of the lake (log_data/ or song_data/), each in one list."""
+
+    loaded: list[LakeFile] = field(default_factory=list)
+    rejected: list[LakeFile] = field(default_factory=list)  # each with its `reject` reason
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (key, the rule)
+
+    def named(self, limit: int) -> list[tuple[str, str, str]]:
+        """The first `limit` objects not loaded: (key, "rejected" or "ignored", why)."""
+        out = [(f.key, "rejected", f.reject or "") for f in self.rejected]
+        out += [(key, "ignored", rule) for key, rule in self.ignored]
+        return sorted(out)[:limit]
+
+
+HIDDEN = "hidden (a name starting with a dot)"
+
+
+def ignore_rule(key: str) -> str | None:
+    """The documented rule by which an object is not data, or None: hidden names (a path part
+    starting with "."), folder markers (S3 keys ending in "/"), tool markers (a name starting with
+    "_", such as Spark's _SUCCESS) and documentation or checksum files (README*, LICENSE*,
+    SHA256SUMS, *.md, *.md5, *.sha256, *.crc)."""
+    parts = key.rstrip("/").split("/")[1:]
+    if any(p.startswith(".") for p in parts):
+        return HIDDEN
+    if key.endswith("/") or key.endswith("_$folder$"):
+        return "folder marker"
+    name = parts[-1] if parts else ""
+    if name.startswith("_"):
+        return "tool marker (a name starting with an underscore)"
+    if DOC_NAME.search(name):
+        return "documentation or checksum file"
+    return None
+
+
+def _log_reject(key: str) -> str:
+    """Why an object under log_data/ that is not a daily log file in its place is not loaded."""
+    name = key.rsplit("/", 1)[-1]
+    m = LOG_NAME.fullmatch(name)
+    if m:
+        try:
+            day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return f"not a daily log file: {m.group(1)}-{m.group(2)}-{m.group(3)} is not a date"
+        return f"misplaced log file: the log of {day} belongs at log_data/{day:%Y/%m}/{name}"
+    return "not a daily log file (log_data/YYYY/MM/YYYY-MM-DD-events.json or .json.gz)"
 
 
 def log_day(key: str) -> date | None:
@@ -82,7 +148,7 @@ class Lake(ABC):
 
     def read_many(self, files: Iterable[LakeFile]) -> Iterator[tuple[LakeFile, bytes]]:
         for f in files:
-            yield f, self.read(f.key)
+            yield f, (b"" if f.reject else self.read(f.key))
 
     def log_files(self, start: date | None = None, end: date | None = None) -> list[LakeFile]:
         """Daily log files with start <= day <= end, in date order."""
@@ -103,18 +169,101 @@ class Lake(ABC):
         for f in found:
             day = log_day(f.key)
             if day and (start is None or day >= start) and (end is None or day <= end):
-                files.append(LakeFile(f.key, f.size, f.version, day))
-        return sorted(files, key=lambda f: f.key)
+                files.append(LakeFile(f.key, f.size, f.version, day, f.reject))
+        return [f for f in _one_per_day(sorted(files, key=lambda f: f.key))[0] if f.reject is None]
+
+    def inventory(self, area: str) -> Inventory:
+        """Every object under `area` ("log_data" or "song_data"): loaded, rejected or ignored."""
+        inv = Inventory()
+        for f in sorted(self._list(f"{area}/"), key=lambda f: f.key):
+            rule = ignore_rule(f.key)
+            # A hidden name is ignored whatever it is; otherwise a problem the listing found wins
+            # over the other rules (a broken link named README is still reported as broken).
+            if rule and (rule == HIDDEN or not f.reject):
+                inv.ignored.append((f.key, rule))
+            elif f.reject:
+                inv.rejected.append(f)
+            elif area == "log_data" and log_day(f.key):
+                inv.loaded.append(replace(f, day=log_day(f.key)))
+            elif area == "log_data":
+                inv.rejected.append(replace(f, version="", reject=_log_reject(f.key)))
+            elif f.key.endswith(SONG_SUFFIXES):
+                inv.loaded.append(f)
+            else:
+                inv.rejected.append(
+                    replace(f, version="", reject="not a song file (song_data/**/*.json or .json.gz)")
+                )
+        if area == "log_data":
+            inv.loaded, extra = _one_per_day(inv.loaded)
+            inv.rejected = sorted(inv.rejected + extra, key=lambda f: f.key)
+        return inv
 
     def ignored_log_keys(self) -> list[str]:
-        """Keys under log_data/ that are not daily log files, to report rather than skip silently."""
-        return [f.key for f in self._list("log_data/") if log_day(f.key) is None]
+        """Keys under log_data/ that are not loaded (rejected or ignored), to report rather than
+        skip silently."""
+        inv = self.inventory("log_data")
+        return sorted([f.key for f in inv.rejected] + [key for key, _ in inv.ignored])
 
     def song_files(self) -> list[LakeFile]:
-        return sorted((f for f in self._list("song_data/") if f.key.endswith(".json")), key=lambda f: f.key)
+        return self.inventory("song_data").loaded
 
     def days(self) -> list[date]:
         return sorted({f.day for f in self.log_files()})
+
+
+def _one_per_day(files: list[LakeFile]) -> tuple[list[LakeFile], list[LakeFile]]:
+    """Sorted log files with at most one per day: a day's `.json` sorts (and wins) before its
+    `.json.gz`; the other copy is rejected, since loading both would stage the day twice."""
+    kept: dict[date, LakeFile] = {}
+    extra = []
+    for f in files:
+        if f.day in kept and f.reject is None and kept[f.day].reject is None:
+            extra.append(
+                # Undated, like every object under log_data/ that is no day's file.
+                replace(
+                    f,
+                    day=None,
+                    version="",
+                    reject=f"another log file of {f.day} is loaded: {kept[f.day].key}",
+                )
+            )
+        elif f.day not in kept or kept[f.day].reject is not None:
+            kept[f.day] = f
+    return sorted(kept.values(), key=lambda f: f.key), extra
+
+
+def _safe_name(name: str) -> tuple[str, bool]:
+    """A file name as a key any warehouse can store, and whether it was valid UTF-8. A local file
+    name of undecodable bytes arrives with surrogate escapes (PEP 383): keep them as \\xNN text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"), False
+    return name, True
+
+
+def _os_problem(exc: OSError, is_link: bool) -> str:
+    """A listing error in words."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symbolic link (its target does not exist)" if is_link else "vanished while listing"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    for test, what in _FILE_KINDS:
+        if test(mode):
+            return f"not a regular file but {what} (never opened)"
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _sorts_before(folder: str, key: str) -> bool:
@@ -140,35 +289,85 @@ class LocalLake(Lake):
         if not base.is_dir():
             return []
         # One os.scandir pass with keys built as strings: the os.walk version built two Path
-        # objects and a relative_to() per file, most of its 4.8 s on 100k song files. Same
-        # semantics as os.walk (symlinked folders are not entered, entries' stat follows links),
-        # so keys, sizes and versions (hence the sensors' run keys) are unchanged.
+        # objects and a relative_to() per file, most of its 4.8 s on 100k song files. Symlinked
+        # folders are not entered (each is a reject that names it), entries' stat follows links,
+        # so keys, sizes and versions (hence the sensors' run keys) are what they always were.
+        # Whatever the file system holds becomes an entry: nothing here raises or opens a file.
         out = []
         folders = [(str(base), base.relative_to(self.root).as_posix())]
         while folders:
             folder, rel = folders.pop()
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    key = f"{rel}/{entry.name}"
-                    if entry.is_dir():
-                        # Skip folders whose every key sorts before start_after (e.g. earlier
-                        # months), so a listing since a recent day reads only the recent folders.
-                        if not entry.is_symlink() and not (
-                            start_after and _sorts_before(key + "/", start_after)
-                        ):
-                            folders.append((entry.path, key))
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError as exc:
+                reason = f"folder cannot be listed ({exc.strerror or exc}): its files are not loaded"
+                out.append(LakeFile(f"{rel}/", 0, "", reject=reason))
+                continue
+            for entry in entries:
+                name, valid = _safe_name(entry.name)
+                key = f"{rel}/{name}"
+                is_link = False
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = entry.is_dir()
+                except OSError as exc:
+                    out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
+                    continue
+                if is_dir:
+                    # Skip folders whose every key sorts before start_after (e.g. earlier
+                    # months), so a listing since a recent day reads only the recent folders.
+                    if start_after and _sorts_before(key + "/", start_after):
                         continue
-                    if start_after and key <= start_after:
-                        continue
+                    if name.startswith("."):
+                        out.append(LakeFile(key + "/", 0, ""))  # hidden: ignored, not entered
+                    elif is_link:
+                        out.append(
+                            LakeFile(key + "/", 0, "", reject="symbolic link to a folder (not followed)")
+                        )
+                    elif not valid:
+                        out.append(LakeFile(key + "/", 0, "", reject="folder name is not valid UTF-8"))
+                    else:
+                        folders.append((entry.path, key))
+                    continue
+                if start_after and key <= start_after:
+                    continue
+                try:
                     st = entry.stat()
-                    out.append(LakeFile(key, st.st_size, f"{st.st_mtime_ns}-{st.st_size}"))
+                except OSError as exc:
+                    out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
+                    continue
+                reject = _not_regular(st.st_mode) or (None if valid else "file name is not valid UTF-8")
+                version = "" if reject else f"{st.st_mtime_ns}-{st.st_size}"
+                out.append(LakeFile(key, st.st_size, version, reject=reject))
         return out
 
     def read(self, key: str) -> bytes:
         # A string path, not root / key: building 100k Path objects cost 0.3-0.5 s of 1.5 s
-        # to read 100k song files.
-        with open(os.path.join(self.url, key), "rb") as fh:
+        # to read 100k song files. O_NONBLOCK: a file swapped for a named pipe after the
+        # listing must not block the open; it is refused by its type instead.
+        path = os.path.join(self.url, key)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb", closefd=True) as fh:
+            problem = _not_regular(os.fstat(fd).st_mode)
+            if problem:
+                raise LakeError(f"{path}: {problem}")
             return fh.read()
+
+    def read_many(self, files: Iterable[LakeFile]) -> Iterator[tuple[LakeFile, bytes]]:
+        """Files in order; one that cannot be read becomes a whole-file reject (with no version,
+        so the next run tries it again) instead of failing the load."""
+        for f in files:
+            if f.reject:
+                yield f, b""
+                continue
+            try:
+                data = self.read(f.key)
+            except (OSError, LakeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                yield replace(f, version="", reject=f"file cannot be read ({reason})"), b""
+            else:
+                yield f, data
 
 
 class S3Lake(Lake):
@@ -243,6 +442,19 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._errors(exc) from None
 
+    def _read_unless_rejected(self, f: LakeFile) -> bytes:
+        return b"" if f.reject else self.read(f.key)
+
+    def head(self, key: str, size: int) -> bytes:
+        """The first `size` bytes of an object (one ranged GET), e.g. to see gzip's magic bytes."""
+        try:
+            body = self.client.get_object(
+                Bucket=self.bucket, Key=self.prefix + key, Range=f"bytes=0-{size - 1}"
+            )
+            return body["Body"].read()[:size]
+        except Exception as exc:
+            raise self._errors(exc) from None
+
     def read_many(self, files: Iterable[LakeFile]) -> Iterator[tuple[LakeFile, bytes]]:
         """Many tiny song objects: fetch them concurrently, yield them in order.
 
@@ -255,13 +467,13 @@ class S3Lake(Lake):
         pool = ThreadPoolExecutor(max_workers=S3_FETCH_THREADS)
         try:
             for f in islice(pending, S3_READ_AHEAD):
-                window.append((f, pool.submit(self.read, f.key)))
+                window.append((f, pool.submit(self._read_unless_rejected, f)))
             while window:
                 f, future = window.popleft()
                 yield f, future.result()
                 # Refill only once the consumer asks for the next object: it is done with this one.
                 for nxt in islice(pending, 1):
-                    window.append((nxt, pool.submit(self.read, nxt.key)))
+                    window.append((nxt, pool.submit(self._read_unless_rejected, nxt)))
         finally:
             # A consumer that stops early (or a failed GET) does not wait for the rest of the window.
             pool.shutdown(wait=True, cancel_futures=True)
