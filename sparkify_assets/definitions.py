@@ -17,13 +17,26 @@ from sparkify_assets.assets.staging import staging_events, staging_songs
 from sparkify_assets.assets.star import artists, songplays, songs, time, users
 from sparkify_assets.checks import build_checks
 from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
+from sparkify_assets.partitions import partitions_for_lake
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
 from sparkify_assets.sensors import SENSOR_JOBS, SENSORS
 from sparkify_assets.storage import label_assets
 
 CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
+DAILY_ASSETS = {"staging_events", "songplays"}
 LOAD_JOB = "load_warehouse"
+
+
+def with_lake_partitions(lake: LakeResource) -> list:
+    """The core assets, the daily ones partitioned by the lake's own days (partitions.py)."""
+    partitions = partitions_for_lake(lake)
+    return [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=partitions))
+        if a.key.to_user_string() in DAILY_ASSETS
+        else a
+        for a in CORE_ASSETS
+    ]
 
 
 def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
@@ -35,9 +48,10 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
     )
     return Definitions(
         # Kinds, table names and the lake's URI from these resources; each asset links its
-        # Python definition (its SQL file is linked in its metadata already).
+        # Python definition (its SQL file is linked in its metadata already). The daily assets
+        # are partitioned by the lake's own days (partitions.py).
         assets=with_source_code_references(
-            label_assets([*LAKE_ASSETS, *CORE_ASSETS, *ANALYTICS_ASSETS], warehouse, lake)
+            label_assets([*LAKE_ASSETS, *with_lake_partitions(lake), *ANALYTICS_ASSETS], warehouse, lake)
         ),
         asset_checks=[*build_checks(), *ANALYTICS_CHECKS],
         jobs=[load_warehouse, *SENSOR_JOBS, *INFRA_JOBS],

@@ -36,7 +36,7 @@ from dagster import (
 )
 
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
-from sparkify_assets.partitions import DAILY, FIRST_DAY
+from sparkify_assets.partitions import FIRST_DAY, loaded_partitions, partition_days
 from sparkify_assets.resources.lake import Lake, LakeFile, LakeResource
 
 # Late or corrected files are picked up if their day is at most this many days before the last
@@ -87,10 +87,15 @@ def range_tags(first: date, last: date) -> dict[str, str]:
     }
 
 
-def last_partition_day() -> date:
-    """The newest day that is a partition already (today's partition opens tomorrow)."""
-    key = DAILY.get_last_partition_key()
-    return date.fromisoformat(key) if key else date.fromisoformat(FIRST_DAY) - timedelta(days=1)
+def sensor_partition_days(context: SensorEvaluationContext) -> list[date]:
+    """The days that are partitions in the Definitions this sensor was loaded with (the lake's
+    days when the code location loaded: partitions.py)."""
+    return partition_days(loaded_partitions(context.repository_def))
+
+
+def last_partition_day(days: list[date]) -> date:
+    """The newest day that is a partition already."""
+    return days[-1] if days else date.fromisoformat(FIRST_DAY) - timedelta(days=1)
 
 
 def fingerprint(files: list[LakeFile]) -> str:
@@ -147,17 +152,27 @@ class LogTick:
 
 
 def plan_log_runs(
-    lake: Lake, raw_cursor: str | None, last_day: date, lookback_days: int = LOOKBACK_DAYS
+    lake: Lake,
+    raw_cursor: str | None,
+    last_day: date,
+    lookback_days: int = LOOKBACK_DAYS,
+    partitions: set[date] | None = None,
 ) -> LogTick:
-    """Decide which days to reload; `last_day` is the newest partition that may be requested."""
+    """Decide which days to reload; `last_day` is the newest partition that may be requested and
+    `partitions`, when given, the days that are partitions (a file on any other day waits for the
+    code location to reload, which makes its day a partition)."""
     cursor = LogCursor.parse(raw_cursor)
     first_day = date.fromisoformat(FIRST_DAY)
+
+    def is_partition(day: date) -> bool:
+        return first_day <= day <= last_day and (partitions is None or day in partitions)
+
     if cursor.last_day is None:
-        return _bootstrap(lake, first_day, last_day, lookback_days)
+        return _bootstrap(lake, is_partition, lookback_days)
 
     since = cursor.last_day - timedelta(days=lookback_days)
     listed = lake.log_files(since)
-    files = {f.day: f for f in listed if first_day <= f.day <= last_day}
+    files = {f.day: f for f in listed if is_partition(f.day)}
     requests, seen = [], {}
     for day in sorted(set(files) | {d for d in cursor.seen if d >= since}):
         version, revision = cursor.seen.get(day, (None, -1))
@@ -179,12 +194,23 @@ def plan_log_runs(
     new_last = max([cursor.last_day, *files])
     window = new_last - timedelta(days=lookback_days)
     new_cursor = LogCursor(new_last, {d: s for d, s in seen.items() if d >= window})
-    late = len(listed) - len(files)
     message = (
-        f"Listed {len(listed)} log files since {since} ({late} outside the partitions); "
+        f"Listed {len(listed)} log files since {since}; "
         f"{len(requests)} day(s) to load: {', '.join(r.partition_key for r in requests) or 'none'}"
-    )
+    ) + _waiting(listed, files, first_day)
     return LogTick(requests, new_cursor, len(listed), message)
+
+
+def _waiting(listed: list[LakeFile], files, first_day: date) -> str:
+    """The files whose day is not a partition of the loaded code location (yet)."""
+    waiting = sorted(f.day for f in listed if f.day not in files and f.day >= first_day)
+    if not waiting:
+        return ""
+    shown = ", ".join(d.isoformat() for d in waiting[:5]) + (" …" if len(waiting) > 5 else "")
+    return (
+        f"; {len(waiting)} day(s) in the lake are not partitions yet ({shown}): they load once the code "
+        "location reloads (Deployment > Reload, or restart dagster dev), or once their day is over"
+    )
 
 
 def _day_request(day: date, version: str, revision: int, reason: str, key: str) -> RunRequest:
@@ -200,14 +226,14 @@ def _day_request(day: date, version: str, revision: int, reason: str, key: str) 
     )
 
 
-def _bootstrap(lake: Lake, first_day: date, last_day: date, lookback_days: int) -> LogTick:
+def _bootstrap(lake: Lake, is_partition, lookback_days: int) -> LogTick:
     """No cursor yet: one run loads everything, every day and the catalog (as `sparkify run` does).
 
     Staging the catalog in the same run means its songplays are matched against it, whatever
     order the song sensor's first run takes.
     """
     listed = lake.log_files()
-    files = [f for f in listed if first_day <= f.day <= last_day]
+    files = [f for f in listed if is_partition(f.day)]
     if not files:
         return LogTick([], LogCursor(), len(listed), f"No log files in {lake.url} yet")
     first, last = files[0].day, files[-1].day
@@ -232,7 +258,8 @@ def _bootstrap(lake: Lake, first_day: date, last_day: date, lookback_days: int) 
 )
 def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
     lk = lake.open()
-    tick = plan_log_runs(lk, context.cursor, last_partition_day())
+    days = sensor_partition_days(context)
+    tick = plan_log_runs(lk, context.cursor, last_partition_day(days), partitions=set(days))
     calls = getattr(lk, "list_calls", None)
     context.log.info(tick.message + (f" ({calls} S3 list calls)" if calls is not None else ""))
     if tick.run_requests:
@@ -269,7 +296,13 @@ class SongTick:
     message: str
 
 
-def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date, staged_days: set[date]) -> SongTick:
+def plan_song_run(
+    lake: Lake,
+    raw_cursor: str | None,
+    last_day: date,
+    staged_days: set[date],
+    partitions: set[date] | None = None,
+) -> SongTick:
     """One run when the catalog's fingerprint changed: restage songs and re-match songplays.
 
     The plays re-matched are those of every day already staged (`staged_days`, from Dagster's
@@ -288,7 +321,13 @@ def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date, staged_day
     run_key = f"songs:{digest[:16]}:{cursor.runs + 1}"
     tags = {LAKE_UPDATE_TAG: "songs", "sparkify/reason": f"song catalog changed ({len(files)} files)"}
     days = (
-        sorted(d for d in staged_days | set(lake.days()) if first_day <= d <= last_day) if staged_days else []
+        sorted(
+            d
+            for d in staged_days | set(lake.days())
+            if first_day <= d <= last_day and (partitions is None or d in partitions)
+        )
+        if staged_days
+        else []
     )
     if days:
         request = RunRequest(
@@ -317,8 +356,13 @@ def plan_song_run(lake: Lake, raw_cursor: str | None, last_day: date, staged_day
 )
 def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
     staged = context.instance.get_materialized_partitions(AssetKey("staging_events"))
+    days = sensor_partition_days(context)
     tick = plan_song_run(
-        lake.open(), context.cursor, last_partition_day(), {date.fromisoformat(k) for k in staged}
+        lake.open(),
+        context.cursor,
+        last_partition_day(days),
+        {date.fromisoformat(k) for k in staged},
+        partitions=set(days),
     )
     context.log.info(tick.message)
     if tick.run_request:

@@ -180,6 +180,13 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     lake.put(log_key(3), day3)
     lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
 
+    # The partitions are the lake's days when the code location loaded: day 3 reloads at once,
+    # day 11 waits (and says so) until the code location reloads, which makes it a partition.
+    before_reload = evaluate(defs, sparkify_log_sensor, instance, logs.cursor)
+    assert [(r.partition_key, r.tags["sparkify/reason"]) for r in before_reload.run_requests] == [
+        ("2018-11-03", "changed")
+    ]
+    defs = make_defs(warehouse, lake.url)  # the code location reloads
     logs2 = evaluate(defs, sparkify_log_sensor, instance, logs.cursor)
     assert sorted((r.partition_key, r.tags["sparkify/reason"]) for r in logs2.run_requests) == [
         ("2018-11-03", "changed"),

@@ -69,8 +69,13 @@ def test_recent_cursor_lists_only_recent_days(aws_env, tmp_path, list_spy):
     started = time.perf_counter()
     put_days(client, bucket, days)
     print(f"\nuploaded {DAYS} daily files in {time.perf_counter() - started:.2f}s")
-    defs = make_defs(f"duckdb://{tmp_path / 'unused.duckdb'}", f"s3://{bucket}/lake")
     lakes, listed, seconds = list_spy
+    defs = make_defs(f"duckdb://{tmp_path / 'unused.duckdb'}", f"s3://{bucket}/lake")
+    # Loading the Definitions lists log_data/ once (the partitions are the lake's days).
+    assert sum(lake.list_calls for lake in lakes) == 2 and sum(listed) == DAYS
+    assert len(defs.resolve_assets_def("songplays").partitions_def.get_partition_keys()) == DAYS
+    for spied in list_spy:
+        spied.clear()
 
     # No cursor: one full listing (1,096 keys, two pages) and one run over the three years.
     started = time.perf_counter()
@@ -90,6 +95,7 @@ def test_recent_cursor_lists_only_recent_days(aws_env, tmp_path, list_spy):
 
     # Two new days: the listing starts a look-back before the cursor's last day.
     put_days(client, bucket, [date(2021, 11, 1), date(2021, 11, 2)])
+    defs = make_defs(f"duckdb://{tmp_path / 'unused.duckdb'}", f"s3://{bucket}/lake")  # reloaded
     for spied in list_spy:
         spied.clear()
     started = time.perf_counter()

@@ -79,6 +79,24 @@ def test_days_outside_the_partitions_wait(tmp_path):
     assert days_of(plan_log_runs(lake, first.cursor.to_json(), date(2018, 11, 3))) == [("2018-11-03", "new")]
 
 
+def test_a_day_that_is_not_a_loaded_partition_waits_and_is_named(tmp_path):
+    for day in (1, 2, 4):
+        write(tmp_path, key(day))
+    lake = LocalLake(tmp_path)
+    loaded = {date(2018, 11, d) for d in (1, 2, 4)}  # the partitions when the code location loaded
+    first = plan_log_runs(lake, None, date(2018, 11, 4), partitions=loaded)
+    write(tmp_path, key(3))  # a gap filled, and a new day, after the code location loaded
+    write(tmp_path, key(5))
+    waiting = plan_log_runs(lake, first.cursor.to_json(), date(2018, 11, 4), partitions=loaded)
+    assert waiting.run_requests == []
+    assert "2 day(s) in the lake are not partitions yet (2018-11-03, 2018-11-05)" in waiting.message
+    assert "reload" in waiting.message
+    # After the reload both are partitions; the cursor did not move past them, so both load.
+    reloaded = loaded | {date(2018, 11, 3), date(2018, 11, 5)}
+    after = plan_log_runs(lake, waiting.cursor.to_json(), date(2018, 11, 5), partitions=reloaded)
+    assert days_of(after) == [("2018-11-03", "late"), ("2018-11-05", "new")]
+
+
 def test_song_sensor_runs_once_per_catalog_change(tmp_path):
     write(tmp_path, key(1))
     write(tmp_path, key(2))
