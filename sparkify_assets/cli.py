@@ -17,20 +17,35 @@ from sparkify_assets.tables import ALL_TABLES
 
 
 def table_counts(warehouse) -> list[tuple[str, int | None]]:
+    """Row counts of every table, read-only: a table not created yet counts as None (nothing is
+    created); NothingLoaded when none of them exists, or the DuckDB file itself does not."""
     from sparkify_assets.assets.analytics import ANALYTICS_TABLES
+    from sparkify_assets.query import loaded_tables, run_sql
 
-    counts = []
-    with warehouse.transaction() as tx:
-        for table in (*ALL_TABLES, *ANALYTICS_TABLES):
-            tx.ensure(table)
-            counts.append((table.name, tx.scalar(f"SELECT COUNT(*) FROM {table.name}")))
-    return counts
+    tables = [t.name for t in (*ALL_TABLES, *ANALYTICS_TABLES)]
+    present = loaded_tables(warehouse, tables)
+    # One read-only statement for every table present (one connection, one snapshot).
+    sql = " UNION ALL ".join(f"SELECT '{name}', COUNT(*) FROM {name}" for name in tables if name in present)
+    found = dict(run_sql(warehouse, sql)[1])
+    return [(name, found.get(name)) for name in tables]
 
 
-def print_counts(warehouse) -> None:
-    print(f"warehouse: {warehouse.describe()}")
-    for name, count in table_counts(warehouse):
-        print(f"  {name:<30}{count:>12,}")
+def print_counts(warehouse, header: bool = True) -> None:
+    counts = table_counts(warehouse)
+    if header:
+        print(f"warehouse: {warehouse.describe()}")
+    for name, count in counts:
+        print(f"  {name:<30}{'not loaded' if count is None else f'{count:,}':>12}")
+
+
+def day(text: str):
+    """An argparse type: a YYYY-MM-DD date, or a one-line error saying so."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD, e.g. 2018-11-05") from None
 
 
 def rebuild_tables(warehouse, names: list[str], partial: bool) -> None:
@@ -47,32 +62,36 @@ def rebuild_tables(warehouse, names: list[str], partial: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from datetime import date
-
     from dagster import DagsterInstance
 
+    from sparkify_assets import progress
     from sparkify_assets.definitions import defs
-    from sparkify_assets.runner import failures, lake_range, open_resource, run_load
+    from sparkify_assets.runner import failures, lake_range, load_days, open_resource, run_load
 
     # Configuration mistakes (a bad URL scheme, a missing lake) end here in one line, not once per step.
     warehouse = open_resource(defs, "warehouse")
-    warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
     lake_first, lake_last = lake_range(defs)
+    first, last, days = load_days(defs, args.start, args.end)  # before the warehouse is touched
+    warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
     if args.rebuild:
         rebuild_tables(warehouse, args.rebuild, partial=bool(args.start or args.end))
-    first = date.fromisoformat(args.start) if args.start else lake_first
-    last = date.fromisoformat(args.end) if args.end else lake_last
     print(
-        f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); loading {first} to {last}"
+        f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); "
+        f"loading {first} to {last} ({days} day{'' if days == 1 else 's'} with a log file)"
     )
-    print(f"warehouse: {warehouse.describe()}")
+    print(f"warehouse: {warehouse.describe()}", flush=True)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    result = run_load(defs, first, last, instance)
+    # A bar over the bytes staged when a person watches; plain lines in a log or a pipe.
+    progress.show_bars(sys.stdout if sys.stdout.isatty() else None)
+    try:
+        result = run_load(defs, first, last, instance, progress=sys.stdout)
+    finally:
+        progress.show_bars(None)
     for line in failures(result):
         print(line, file=sys.stderr)
     if not result.success:
         return 1
-    print_counts(warehouse)
+    print_counts(warehouse, header=False)
     return 0
 
 
@@ -88,9 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparkify", description="Sparkify's lake to star-schema warehouse.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="load every day of the lake into the warehouse, in one run")
-    run.add_argument("--start", help="first day to load (YYYY-MM-DD; default: the lake's first)")
-    run.add_argument("--end", help="last day to load (YYYY-MM-DD; default: the lake's last)")
+    run = sub.add_parser(
+        "run",
+        help="load every day of the lake into the warehouse, in one run",
+        description="Stage the lake (SPARKIFY_LAKE_URL), build the star schema and the analytics tables "
+        "in the warehouse (SPARKIFY_WAREHOUSE_URL), with every check, in one Dagster run over the lake's "
+        "days (or --start/--end). Prints a line as each step finishes, then each table's row count.",
+    )
+    run.add_argument("--start", type=day, help="first day to load (YYYY-MM-DD; default: the lake's first)")
+    run.add_argument("--end", type=day, help="last day to load (YYYY-MM-DD; default: the lake's last)")
     run.add_argument(
         "--rebuild",
         action="append",
@@ -99,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    tables = sub.add_parser("tables", help="print the row count of each table")
+    tables = sub.add_parser(
+        "tables",
+        help="print the row count of each table",
+        description="Print the row count of each warehouse table (SPARKIFY_WAREHOUSE_URL), read-only: "
+        "nothing is created; a warehouse not loaded yet says how to load it.",
+    )
     tables.set_defaults(func=cmd_tables)
 
     # Each of these modules owns its subcommand.
@@ -113,11 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sparkify_assets.query import NothingLoaded
     from sparkify_assets.resources.lake import LakeError
     from sparkify_assets.resources.warehouse import WarehouseError
 
     try:
         return args.func(args)
+    except NothingLoaded as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except (LakeError, WarehouseError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,8 @@ from sparkify_assets.generator_output import Sink, open_sink
 from sparkify_assets.partitions import FIRST_DAY
 
 SONG_PROGRESS_EVERY = 10_000
+# Progress follows time, not items: one line at most this often, and the last line of each part.
+PROGRESS_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,14 @@ def log_key(day: date) -> str:
 class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.t0 = time.monotonic()
+        self.t0 = self.last = time.monotonic()
 
-    def say(self, text: str) -> None:
-        if self.enabled:
-            print(f"[{time.monotonic() - self.t0:7.1f}s] {text}", file=sys.stderr, flush=True)
+    def say(self, text: str, final: bool = False) -> None:
+        """Print `text` if PROGRESS_SECONDS passed since the last line, or if it ends a part."""
+        now = time.monotonic()
+        if self.enabled and (final or now - self.last >= PROGRESS_SECONDS):
+            self.last = now
+            print(f"[{now - self.t0:7.1f}s] {text}", file=sys.stderr, flush=True)
 
 
 def generate_lake(spec: LakeSpec, sink: Sink, progress: bool = False) -> dict[str, int]:
@@ -70,13 +75,16 @@ def generate_lake(spec: LakeSpec, sink: Sink, progress: bool = False) -> dict[st
 
     def song_progress(n: int) -> None:
         if n % SONG_PROGRESS_EVERY == 0 or n == spec.songs:
-            say(f"song_data: {n:,}/{spec.songs:,} files")
+            say(f"song_data: {n:,}/{spec.songs:,} files", final=n == spec.songs)
 
     catalog = write_catalog(catalog_rng, spec.songs, sink.write, song_progress)
     missing = missing_songs(catalog_rng, catalog, max(50, spec.songs // 5))
     users, user_cum = make_users(events_rng, spec.users, spec.start)
     stream = EventStream(events_rng, users, user_cum, catalog, missing, spec.miss_rate)
     written = files = 0
+    last_day = max(
+        (d for d in range(spec.days) if spec.events // spec.days or d < spec.events % spec.days), default=-1
+    )
     for d in range(spec.days):
         quota = spec.events // spec.days + (1 if d < spec.events % spec.days else 0)
         day = spec.start + timedelta(days=d)
@@ -84,7 +92,10 @@ def generate_lake(spec: LakeSpec, sink: Sink, progress: bool = False) -> dict[st
             continue  # an empty log file would only be rejected as empty
         written += sink.write_lines(log_key(day), stream.day_lines(day, quota))
         files += 1
-        say(f"log_data: {day} done, {written:,}/{spec.events:,} events ({written / max(spec.events, 1):.0%})")
+        say(
+            f"log_data: {day} done, {written:,}/{spec.events:,} events ({written / max(spec.events, 1):.0%})",
+            final=d == last_day,
+        )
     sink.close()
     return {"events": written, "log_files": files, "songs": spec.songs, "users": spec.users}
 

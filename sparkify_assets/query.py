@@ -64,6 +64,31 @@ def run_sql(warehouse: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     raise WarehouseError(f"No read-only query support for {warehouse.describe()}")
 
 
+class NothingLoaded(WarehouseError):
+    """The warehouse holds none of the project's tables yet (or the DuckDB file does not exist)."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        super().__init__(
+            f"Nothing has been loaded into {warehouse.describe()} yet: load it with `sparkify run` "
+            "(or `dagster dev`, whose sensors load the lake on their own)."
+        )
+
+
+def loaded_tables(warehouse: Warehouse, names: Sequence[str]) -> set[str]:
+    """Which of `names` exist in the warehouse, read-only (nothing is created, not even a DuckDB
+    file); NothingLoaded when none does."""
+    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.path.exists():
+        raise NothingLoaded(warehouse)
+    listed = ", ".join(f"'{n}'" for n in names)
+    _, found = run_sql(
+        warehouse, f"SELECT table_name FROM information_schema.tables WHERE table_name IN ({listed})"
+    )
+    present = {row[0] for row in found}
+    if not present:
+        raise NothingLoaded(warehouse)
+    return present
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -77,10 +102,7 @@ def query_analysis(warehouse: Warehouse, name: str) -> tuple[list[str], list[tup
     if analysis is None:
         raise ValueError(f"no analytics result named {name!r}; choose one of: {', '.join(analysis_names())}")
     table = analysis.table.name
-    _, found = run_sql(
-        warehouse, f"SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '{table}'"
-    )
-    if not found[0][0]:
+    if table not in loaded_tables(warehouse, [table, "staging_events", "staging_songs"]):
         raise WarehouseError(
             f"{table} is not in the warehouse {warehouse.describe()} yet: materialize the analytics assets "
             "(Dagster UI, or `dagster asset materialize -m sparkify_assets --select 'group:analytics'`)."
@@ -137,6 +159,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(list_analyses())
         return 0
     warehouse = configured_warehouse()
+    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.path.exists():
+        raise NothingLoaded(warehouse)  # and create no file
     columns, rows = run_sql(warehouse, args.sql) if args.sql else query_analysis(warehouse, args.name)
     if not columns:
         print("(statement returned no rows)")

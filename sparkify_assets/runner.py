@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TextIO
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
-from sparkify_assets.definitions import LOAD_JOB
+from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS, LOAD_JOB
+from sparkify_assets.partitions import loaded_partitions, partition_days
+from sparkify_assets.progress import step_hooks
 from sparkify_assets.resources.lake import LakeError
 from sparkify_assets.sensors import range_tags
 
@@ -29,19 +32,44 @@ def lake_range(defs: Definitions) -> tuple[date, date]:
     return days[0], days[-1]
 
 
+def load_days(defs: Definitions, first: date | None, last: date | None) -> tuple[date, date, int]:
+    """The first and last partition (lake day) within first..last, and how many days that holds;
+    a reversed range, or one that holds no log file, is refused in one sentence."""
+    if first and last and first > last:
+        raise ValueError(f"--start {first} is after --end {last}: give the earlier day as --start")
+    days = partition_days(loaded_partitions(defs))
+    if not days:
+        lake_range(defs)  # raises the lake's own error (no log files, unreadable)
+    chosen = [d for d in days if (first is None or d >= first) and (last is None or d <= last)]
+    if not chosen:
+        asked = (
+            f"from {first} to {last}"
+            if first and last
+            else f"on or {'after' if first else 'before'} {first or last}"
+        )
+        raise ValueError(
+            f"no log file {asked}: the lake's log files run from {days[0]} to {days[-1]} ({len(days)} days)"
+        )
+    return chosen[0], chosen[-1], len(chosen)
+
+
 def run_load(
     defs: Definitions,
     first: date | None = None,
     last: date | None = None,
     instance: DagsterInstance | None = None,
     quiet: bool = True,
+    progress: TextIO | None = None,
 ) -> ExecuteInProcessResult:
-    """Materialize the load job over the partition range first..last (default: the lake's days)."""
-    if first is None or last is None:
-        lake_first, lake_last = lake_range(defs)
-        first, last = first or lake_first, last or lake_last
+    """Materialize the load job over the lake days in first..last (default: all of them); with
+    `progress`, print a line there as each step finishes."""
+    first, last, _ = load_days(defs, first, last)
+    job = defs.resolve_job_def(LOAD_JOB)
+    if progress is not None:
+        names = {key.to_user_string() for a in (*CORE_ASSETS, *ANALYTICS_ASSETS) for key in a.keys}
+        job = job.with_hooks(step_hooks(names, len(names), progress))
     tags = range_tags(first, last)
-    return defs.resolve_job_def(LOAD_JOB).execute_in_process(
+    return job.execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
         tags=tags,
         run_config=QUIET if quiet else None,

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from sparkify_assets import redshift
+from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
 from sparkify_assets.checks import whole_file_rejects_sql
+from sparkify_assets.failures import one_line_failures
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -77,8 +78,9 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     Files stream through in segments of a few MiB, so memory follows the segment, not the lake."""
     files = list(files)
     totals = StreamTotals()
+    reads = progress.track(f"staging {table.name}", lake.read_many(files), sum(f.size for f in files))
     with _parse_pool([f for f in files if f.reject is None]) as (pool, workers):
-        for target, rows in parse_stream(table, lake.read_many(files), totals, pool, workers):
+        for target, rows in parse_stream(table, reads, totals, pool, workers):
             tx.append(target, rows)
     return dict(totals)
 
@@ -179,6 +181,7 @@ def replace_staging(
     metadata=definition_metadata(STAGING_EVENTS),
     pool="sparkify_warehouse",
 )
+@one_line_failures
 def staging_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
@@ -214,6 +217,7 @@ def staging_events(
     metadata=definition_metadata(STAGING_SONGS),
     pool="sparkify_warehouse",
 )
+@one_line_failures
 def staging_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:

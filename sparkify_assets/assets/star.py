@@ -6,6 +6,7 @@ replaces the rows it owns (a partition's days for songplays, the whole table for
 
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
+from sparkify_assets.failures import one_line_failures
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -43,7 +44,7 @@ def rebuild_dimension(
 
 
 def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = None, **kwargs):
-    return asset(
+    decorate = asset(
         name=table.name,
         description=table.description,
         group_name="star",
@@ -56,6 +57,7 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
         pool="sparkify_warehouse",
         **kwargs,
     )
+    return lambda fn: decorate(one_line_failures(fn))
 
 
 # The fact waits for the dimensions it references, so its reference checks, run right after it,
