@@ -33,9 +33,16 @@ def track(
     if _bars is None:
         yield from reads
         return
+    import shutil
+
     from tqdm import tqdm
 
+    # shutil reads COLUMNS/LINES, then the terminal, and falls back when it reports 0 (as a fresh
+    # pseudo-terminal does: tqdm would then hide its bar).
+    size = shutil.get_terminal_size((100, 24))
     with tqdm(
+        ncols=size.columns,
+        nrows=size.lines,
         total=total_bytes,
         unit="B",
         unit_scale=True,

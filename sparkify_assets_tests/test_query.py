@@ -68,7 +68,7 @@ def test_unknown_name_lists_the_choices(sample_url):
 def test_a_result_not_built_yet_says_how_to_build_it(tmp_path):
     url = f"duckdb://{tmp_path / 'empty.duckdb'}"
     with open_warehouse(url).transaction() as tx:
-        tx.execute("CREATE TABLE placeholder (x INTEGER)")
+        tx.execute("CREATE TABLE staging_events (x INTEGER)")  # something loaded, not the answers
     with pytest.raises(WarehouseError, match="materialize the analytics assets"):
         query_analysis(open_warehouse(url), "daily_plays")
 
