@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 WIDTH = 760
 HEIGHT = 280
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 30, 42
+_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 30, 50
 _BAR = "#4f43dd"
 _GRID = "#d9dce3"
 _TEXT = "#3c4155"
@@ -32,8 +32,11 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def bar_chart_svg(labels: Sequence[str], values: Sequence[float], title: str, label_every: int = 1) -> str:
-    """A vertical bar chart; every `label_every`-th x label is drawn so long series stay legible."""
+def bar_chart_svg(
+    labels: Sequence[str], values: Sequence[float], title: str, label_every: int = 1, x_caption: str = ""
+) -> str:
+    """A vertical bar chart; every `label_every`-th x label is drawn so long series stay legible,
+    and `x_caption` under the axis says what the labels leave out (e.g. the year of "11-05")."""
     if len(labels) != len(values):
         raise ValueError("labels and values differ in length")
     top = _nice_ceiling(max(values, default=0))
@@ -66,6 +69,11 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float], title: str, la
                 f'<text x="{x + slot * 0.35:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle" '
                 f'fill="{_TEXT}">{escape(str(label))}</text>'
             )
+    if x_caption:
+        parts.append(
+            f'<text x="{_LEFT + plot_w / 2:.1f}" y="{_TOP + plot_h + 36}" text-anchor="middle" '
+            f'font-weight="bold" fill="{_TEXT}">{escape(x_caption)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 

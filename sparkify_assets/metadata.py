@@ -106,7 +106,8 @@ def definition_metadata(table: Table) -> dict:
             f"`DISTSTYLE {table.diststyle}`"
             + (f" `DISTKEY ({table.distkey})`" if table.distkey else "")
             + (f" `SORTKEY ({', '.join(table.sortkey)})`" if table.sortkey else "")
-            + f": {table.layout_reason}"
+            # A reason that starts by naming the style again ("DISTSTYLE ALL: …", "EVEN: …") is not repeated.
+            + f": {table.layout_reason.removeprefix(f'DISTSTYLE {table.diststyle}: ').removeprefix(f'{table.diststyle}: ')}"
         )
     return meta
 

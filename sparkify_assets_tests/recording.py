@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -34,6 +35,10 @@ def default_answer(sql: str) -> list[tuple]:
         return [(1, 3, 0)]
     if sql.startswith(("SELECT COUNT(*)", "SELECT COALESCE(SUM(", "SELECT SUM(")):
         return [(3,)]
+    if sql.startswith("SELECT table_name FROM information_schema.tables WHERE table_name IN ("):
+        return [(name,) for name in re.findall(r"'(\w+)'", sql)]  # every table asked for exists
+    if " UNION ALL " in sql and sql.startswith("SELECT '"):  # sparkify tables: (name, count) per table
+        return [(name, 3) for name in re.findall(r"SELECT '(\w+)', COUNT", sql)]
     return []
 
 

@@ -326,8 +326,9 @@ def test_metadata_answers_and_markdown_tables(duck):
         meta["analytics_users_by_level"]["answer"].value == "free: 75 users (77.3%), paid: 22 users (22.7%)"
     )
     songs = meta["analytics_top_songs"]["result"].value
-    assert "| song_rank | title | artist_name | plays | listeners |" in songs
-    assert "| 1 | You're The One | Dwight Yoakam | 37 | 22 |" in songs
+    # Narrow columns first, so the counts stay on screen beside long titles (issue 19).
+    assert "| song_rank | plays | listeners | title | artist_name |" in songs
+    assert "| 1 | 37 | 22 | You're The One | Dwight Yoakam |" in songs
     assert "| paid | 22 | 22.68% |" in meta["analytics_users_by_level"]["result"].value
     assert (
         "| 49 | Chloe | Cuevas | 2018-11-14 08:30:36 | 2018-11-14 08:33:03 |"
@@ -335,6 +336,41 @@ def test_metadata_answers_and_markdown_tables(duck):
     )
     for name, m in meta.items():
         assert m["dagster/row_count"].value == len(m["result"].value.splitlines()) - 4, name
+
+
+def test_long_names_are_cut_in_the_result_and_whole_in_result_rows(duck):
+    _, result = duck
+    songs = _materializations(result)["analytics_top_songs"]
+    title = "Horn Concerto No. 4 in E flat K495: II. Romance (Andante cantabile)"  # rank 5 on the sample
+    artist = "Barry Tuckwell/Academy of St Martin-in-the-Fields/Sir Neville Marriner"
+    line = next(row for row in songs["result"].value.splitlines() if row.startswith("| 5 |"))
+    # 29 characters and an ellipsis: every cell of the table is at most 30 characters.
+    assert line == "| 5 | 19 | 14 | Horn Concerto No. 4 in E flat… | Barry Tuckwell/Academy of St… |"
+    assert all(
+        len(cell.strip()) <= 30 for row in songs["result"].value.splitlines()[4:] for cell in row.split("|")
+    )
+    full = songs["result_rows"].value
+    assert {"song_rank": "5", "title": title, "artist_name": artist, "plays": "19", "listeners": "14"} in full
+
+
+def test_redshift_layout_names_the_style_once(tmp_path):
+    specs = {
+        s.key.to_user_string(): s
+        for s in make_defs(f"duckdb://{tmp_path / 'x.duckdb'}").resolve_all_asset_specs()
+    }
+    for name in ("analytics_top_songs", "users", "time", "staging_events"):
+        text = specs[name].metadata["redshift_layout"].value
+        style = text.split("`")[1]  # e.g. DISTSTYLE ALL
+        assert text.count(style) == 1 and text.count(style.split()[-1] + ":") == 0, text
+    assert specs["analytics_top_songs"].metadata["redshift_layout"].value == (
+        "`DISTSTYLE ALL`: a result of a few dozen rows, read whole by dashboards and `sparkify query`."
+    )
+
+
+def _chart_svg(markdown: str) -> str:
+    found = re.fullmatch(r"!\[[^\]]+\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert found, markdown[:80]
+    return base64.b64decode(found.group(1)).decode()
 
 
 def _chart_bars(markdown: str) -> list[str]:
@@ -354,6 +390,10 @@ def test_charts_are_inline_svg_with_one_bar_per_row(duck):
     days = _chart_bars(meta["analytics_daily_plays"]["chart"].value)
     assert len(days) == 30
     assert days[0] == "11-01: 11" and "11-15: 479" in days
+    # The day labels omit the year; the caption under the axis gives it, with the span.
+    assert "day (month-day), 2018: 2018-11-01 to 2018-11-30" in _chart_svg(
+        meta["analytics_daily_plays"]["chart"].value
+    )
     hours = _chart_bars(meta["analytics_plays_by_hour"]["chart"].value)
     assert hours[:2] == ["00: 155", "01: 154"] and hours[16] == "16: 542" and len(hours) == 24
     assert "chart" not in meta["analytics_top_songs"]

@@ -37,7 +37,11 @@ KINDS = {"sql", "table"}
 # Results are a few dozen rows that every node reads whole: copy them everywhere.
 # The warehouse's pool (dagster.yaml: one step at a time), for the assets and their checks alike.
 POOL = "sparkify_warehouse"
-_LAYOUT = "DISTSTYLE ALL: a result of a few dozen rows, read whole by dashboards and `sparkify query`."
+_LAYOUT = "a result of a few dozen rows, read whole by dashboards and `sparkify query`."
+# The result table must read whole in the asset's panel at a 1,280 px wide window: text cells are
+# cut to this many characters (the full values are in `result_rows`), and narrow columns come first.
+RESULT_CELL = 30
+LONG_CELL = 20
 
 
 def _table(name: str, description: str, *columns: Column, primary_key: tuple[str, ...]) -> Table:
@@ -147,6 +151,8 @@ class Chart:
     title: str
     label: Callable[[object], str] = str
     label_every: int = 1
+    # The caption under the x axis, from the labels' values (e.g. the year the day labels omit).
+    caption: Callable[[list[object]], str] = lambda values: ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,13 @@ class Analysis:
     @property
     def short_name(self) -> str:
         return self.table.name.removeprefix("analytics_")
+
+
+def _days_caption(days: list) -> str:
+    """The year (or years) and span of the day labels, which show month and day only."""
+    first, last = min(days), max(days)
+    years = str(first.year) if first.year == last.year else f"{first.year}-{last.year}"
+    return f"day (month-day), {years}: {first.isoformat()} to {last.isoformat()}"
 
 
 def _first(rows: list[dict], text: Callable[[dict], str]) -> str:
@@ -208,7 +221,9 @@ ANALYSES: tuple[Analysis, ...] = (
             sorted(r, key=lambda t: (-t["plays"], t["play_date"])),
             lambda t: f"busiest day {t['play_date']} ({t['plays']} plays)",
         ),
-        Chart("play_date", "plays", "Song plays per day (UTC)", lambda d: d.strftime("%m-%d"), 3),
+        Chart(
+            "play_date", "plays", "Song plays per day (UTC)", lambda d: d.strftime("%m-%d"), 3, _days_caption
+        ),
     ),
     Analysis(
         PLAYS_BY_HOUR,
@@ -281,12 +296,31 @@ def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list
     if chart and records:
         labels = [chart.label(r[chart.label_column]) for r in records]
         values = [float(r[chart.value_column]) for r in records]
-        svg = bar_chart_svg(labels, values, chart.title, chart.label_every)
+        caption = chart.caption([r[chart.label_column] for r in records])
+        svg = bar_chart_svg(labels, values, chart.title, chart.label_every, caption)
         # Before the result table, so its "[Show Markdown]" link is on screen without scrolling:
         # the UI shows Markdown over 1,000 characters in a dialog, and a chart is always longer.
         meta["chart"] = MetadataValue.md(markdown_image(svg, chart.title))
-    meta["result"] = MetadataValue.md(f"**{analysis.question}**\n\n{markdown_table(columns, shown)}")
+    meta["result"] = MetadataValue.md(f"**{analysis.question}**\n\n{result_markdown(columns, shown)}")
+    # Markdown tables have no tooltips: every full value, by column name, one click away ("Show JSON").
+    meta["result_rows"] = MetadataValue.json(
+        [dict(zip(columns, row, strict=True)) for row in shown] if shown else {"rows": 0}
+    )
     return meta
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= RESULT_CELL else text[: RESULT_CELL - 1].rstrip() + "…"
+
+
+def result_markdown(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) -> str:
+    """The result as a Markdown table that fits a narrow panel: columns with long text (a cell
+    over LONG_CELL characters: titles, artist names) go last, in their declared order, so the
+    counts beside them are never pushed off-screen; their cells are cut to RESULT_CELL with "…"."""
+    cells = [tuple(_cut(v) for v in row) for row in shown]
+    long = {i for i in range(len(columns)) if any(len(row[i]) > LONG_CELL for row in shown)}
+    order = [i for i in range(len(columns)) if i not in long] + sorted(long)
+    return markdown_table([columns[i] for i in order], [tuple(row[i] for i in order) for row in cells])
 
 
 def rebuild(warehouse: WarehouseResource, analysis: Analysis) -> dict:
