@@ -1,7 +1,9 @@
-"""The Dagster UI, driven in headless Chromium against a real `dagster dev` (issues 2 and 8).
+"""The Dagster UI, driven in headless Chromium against a real `dagster dev` (issues 2, 8 and 19).
 
-A user opens the asset lineage, clicks "Materialize all", picks every daily partition and
-launches the backfill; the daemon of `dagster dev` runs it. The tests then read the outcome the
+`dagster dev` starts; its log sensor loads the lake on its own (one run), and the tests read what
+a first visit shows: the songplays overview, its partitions (the lake's 30 days), and the
+top_songs result at a 1,280 px wide window. Then a user clicks "Materialize all" over every daily
+partition to re-run it all, and the daemon of `dagster dev` runs the backfill. The tests then read the outcome the
 way a user does (lineage, the songplays asset page, an analytics asset) and, independently,
 through Dagster's own GraphQL API. Expected values come from the data contract (DESIGN.md
 section 2), never from the code under test. Screenshots go to test-artifacts/ui/.
@@ -9,11 +11,12 @@ section 2), never from the code under test. Screenshots go to test-artifacts/ui/
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +83,35 @@ _CHECKS_QUERY = """
 """
 
 
+SAMPLE_LOGS = (
+    Path(__file__).resolve().parents[1] / "sparkify_assets" / "data" / "sparkify_sample" / "log_data"
+)
+SAMPLE_LOG_FILES = sorted(SAMPLE_LOGS.rglob("*-events.json"))
+LAST_DAY = SAMPLE_LOG_FILES[-1].name.removesuffix("-events.json")  # 2018-11-30
+
+
 def expected_partition_count() -> int:
-    """Daily partitions from 2018-11-01 up to yesterday (UTC): the last complete day."""
-    return (datetime.now(timezone.utc).date() - FIRST_PARTITION).days
+    """The partitions are the lake's days (issue 19): one per log file of the sample."""
+    return len(SAMPLE_LOG_FILES)
+
+
+def nextsong_events(path: Path) -> int:
+    """songplays of one day: the NextSong events of its log file (DESIGN.md section 2)."""
+    lines = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return sum(1 for event in lines if event.get("page") == "NextSong")
+
+
+_RUNS_QUERY = """
+query ($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
+  __typename ... on Runs { results { runId status tags { key value } } }
+} }
+"""
+
+_PARTITION_STATS_QUERY = """
+query ($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+  __typename ... on AssetNode { partitionKeys partitionStats { numMaterialized numPartitions numFailed } }
+} }
+"""
 
 
 def shot(page: Any, folder: Path, name: str) -> Path:
@@ -144,7 +173,111 @@ def asset_node(page: Any, name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def ui_backfill(browser: tuple[Any, list[str]], dev: DagsterDev, ui_dir: Path) -> dict:
+def sensor_load(dev: DagsterDev) -> dict:
+    """Wait for what `dagster dev` does on its own: the log sensor's first tick asks for one run
+    that loads the whole lake (tag sparkify/lake_update=all); wait until it succeeded and no
+    sensor run is queued or running. Returns that run."""
+
+    def runs(tags: list[dict]) -> list[dict]:
+        got = dev.graphql(_RUNS_QUERY, {"tags": tags})["runsOrError"]
+        if got["__typename"] != "Runs":
+            raise UiTestError(f"runs: {got}")
+        return got["results"]
+
+    def loaded() -> dict | None:
+        dev.assert_alive()
+        first = runs([{"key": "sparkify/lake_update", "value": "all"}])
+        if any(r["status"] in ("FAILURE", "CANCELED") for r in first):
+            raise UiTestError(f"the sensors' first load failed: {first}")
+        busy = [
+            r
+            for r in runs([])
+            if r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+        ]
+        done = [r for r in first if r["status"] == "SUCCESS"]
+        return done[0] if done and not busy else None
+
+    started = time.monotonic()
+    run = wait_for(
+        "the log sensor's first run to load the lake",
+        loaded,
+        BACKFILL_TIMEOUT_S,
+        interval=3,
+        describe=dev.log_tail,
+    )
+    print(f"sensors loaded the lake in run {run['runId']} within {time.monotonic() - started:.0f} s")
+    return run
+
+
+def test_after_the_sensors_load_songplays_shows_the_last_days_rows(
+    sensor_load: dict, page: Any, ui_dir: Path
+) -> None:
+    page.goto("/assets/songplays")
+    page.get_by_text(LAST_DAY).first.wait_for()
+    # The overview's headline is the latest materialization: the lake's last day, with its plays.
+    expected = nextsong_events(SAMPLE_LOG_FILES[-1])
+    assert expected > 0
+    row_count = page.get_by_text("Row count", exact=True).locator("..")
+    row_count.get_by_text(f"{expected:,}", exact=True).wait_for()
+    shot(page, ui_dir, "08-sensor-load-songplays-overview")
+
+
+def test_after_the_sensors_load_the_partitions_are_the_lakes_days(
+    sensor_load: dict, dev: DagsterDev, page: Any, ui_dir: Path
+) -> None:
+    days = [f.name.removesuffix("-events.json") for f in SAMPLE_LOG_FILES]
+    for name in PARTITIONED_ASSETS:
+        node = dev.graphql(_PARTITION_STATS_QUERY, {"path": [name]})["assetNodeOrError"]
+        assert node["partitionKeys"] == days, name
+        assert node["partitionStats"] == {
+            "numMaterialized": len(days),
+            "numPartitions": len(days),
+            "numFailed": 0,
+        }
+    page.goto("/assets/songplays?view=partitions")
+    page.get_by_text(LAST_DAY).first.wait_for()
+    page.get_by_text(days[0]).first.wait_for()
+    shot(page, ui_dir, "09-sensor-load-songplays-partitions")
+    text = page.locator("body").inner_text()
+    # What the partitions view says: 30 partitions, 30 materialized, none missing.
+    assert re.search(rf"\b{len(days)}\s+[Pp]artitions\b", text), text[:3000]
+    assert re.search(rf"Materialized\D{{0,12}}\b{len(days)}\b|\b{len(days)}\b\D{{0,12}}Materialized", text), (
+        text[:3000]
+    )
+    assert "2,952" not in text and "2018-10-31" not in text and "2018-12-01" not in text
+
+
+def test_top_songs_result_shows_every_column_at_1280_px(sensor_load: dict, page: Any, ui_dir: Path) -> None:
+    normal = page.viewport_size
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        page.goto(f"/assets/{TOP_SONGS_ASSET}")
+        page.get_by_text(TOP_SONG, exact=True).wait_for()
+        table = page.locator("table").filter(has=page.locator("th", has_text="song_rank")).first
+        table.wait_for()
+        table.scroll_into_view_if_needed()
+        shot(page, ui_dir, "10-top-songs-1280")
+        headers = [th.strip() for th in table.locator("th").all_inner_texts()]
+        assert sorted(headers) == sorted(["song_rank", "title", "artist_name", "plays", "listeners"]), headers
+        # Every header cell and the widest row's cells: inside the window and not covered (the
+        # element at each cell's centre is the cell itself or inside it).
+        cells = [table.locator("th", has_text=re.compile(f"^{h}$")).first for h in headers]
+        cells += list(table.locator("tr", has_text="Horn Concerto").first.locator("td").all())
+        for cell in cells:
+            box = cell.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 1280, (cell.inner_text(), box)
+            on_top = cell.evaluate(
+                "(el) => { const r = el.getBoundingClientRect();"
+                " const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+                " return hit !== null && (hit === el || el.contains(hit)); }"
+            )
+            assert on_top, f"{cell.inner_text()!r} is covered at 1280 px ({box})"
+    finally:
+        page.set_viewport_size(normal)
+
+
+@pytest.fixture(scope="module")
+def ui_backfill(sensor_load: dict, browser: tuple[Any, list[str]], dev: DagsterDev, ui_dir: Path) -> dict:
     """Click "Materialize all" over every daily partition and wait until the backfill is done.
 
     Returns the backfill as the GraphQL API reports it."""
@@ -153,14 +286,16 @@ def ui_backfill(browser: tuple[Any, list[str]], dev: DagsterDev, ui_dir: Path) -
     page.get_by_role("button", name=re.compile("Materialize all")).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Launch runs to materialize").wait_for()
-    # The dialog opens on the last 90 days; a user who wants the whole lake widens it.
-    # Without "Show all partitions", "All" means all of the last 90 days only.
-    dialog.get_by_text("Show all partitions").click()
-    dialog.get_by_role("button", name="All", exact=True).click()
-    dialog.get_by_text("All time", exact=True).wait_for()
+    # The dialog may open on a recent window; a user who wants the whole lake widens it.
+    show_all = dialog.get_by_text("Show all partitions")
+    if show_all.count():
+        show_all.click()
+    every = dialog.get_by_role("button", name="All", exact=True)
+    if every.count():
+        every.click()
     expected = expected_partition_count()
-    # The selection's size, once "All" applied (GraphQL checks the exact count afterwards).
-    dialog.get_by_text(re.compile(r"^[1-9][\d,]* partitions$")).first.wait_for()
+    # The selection is the lake's days (GraphQL checks the exact list afterwards).
+    dialog.get_by_text(re.compile(rf"^{expected} partitions$")).first.wait_for()
     shot(page, ui_dir, "02-materialize-all-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
     toast = page.get_by_text(re.compile(r"Created backfill \w+"))
@@ -218,6 +353,7 @@ def test_materialize_all_succeeds_over_every_daily_partition(ui_backfill: dict) 
     assert ui_backfill["status"] == "COMPLETED_SUCCESS", ui_backfill.get("error")
     assert ui_backfill["numPartitions"] == ui_backfill["expected_partitions"]
     assert ui_backfill["partitionNames"][0] == FIRST_PARTITION.isoformat()
+    assert ui_backfill["partitionNames"][-1] == LAST_DAY
     runs = ui_backfill["runs"]
     assert runs, "the backfill launched no run"
     for run in runs:
@@ -263,11 +399,12 @@ def test_every_check_passed(ui_backfill: dict, dev: DagsterDev, page: Any, ui_di
 def test_songplays_page_shows_checks_passed_and_row_count(ui_backfill: dict, page: Any, ui_dir: Path) -> None:
     page.goto("/assets/songplays")
     # "Row count" is the latest materialization's, and each day (partition) reports its own rows:
-    # the latest is the backfill's last day, yesterday, which has no log file in the sample.
+    # the latest is the backfill's last day, the lake's last day, with its plays.
     last_day = ui_backfill["partitionNames"][-1]
+    assert last_day == LAST_DAY
     page.get_by_text(last_day).first.wait_for()
     row_count = page.get_by_text("Row count", exact=True).locator("..")
-    row_count.get_by_text("0", exact=True).wait_for()
+    row_count.get_by_text(f"{nextsong_events(SAMPLE_LOG_FILES[-1]):,}", exact=True).wait_for()
     shot(page, ui_dir, "05-songplays-overview")
     # The whole table's rows are in the same materialization's metadata.
     table_rows = page.get_by_text("table_rows", exact=True).first
