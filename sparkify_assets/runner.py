@@ -8,7 +8,7 @@ from typing import TextIO
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
 from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS, LOAD_JOB
-from sparkify_assets.partitions import loaded_partitions, partition_days
+from sparkify_assets.partitions import DAILY, loaded_partitions, partition_days
 from sparkify_assets.progress import step_hooks
 from sparkify_assets.resources.lake import LakeError
 from sparkify_assets.sensors import range_tags
@@ -37,7 +37,14 @@ def load_days(defs: Definitions, first: date | None, last: date | None) -> tuple
     a reversed range, or one that holds no log file, is refused in one sentence."""
     if first and last and first > last:
         raise ValueError(f"--start {first} is after --end {last}: give the earlier day as --start")
-    days = partition_days(loaded_partitions(defs))
+    partitions = loaded_partitions(defs)
+    if partitions is DAILY:
+        # The lake could not be listed when the Definitions loaded: its error now, in one sentence
+        # (or, readable again, its days).
+        lake_range(defs)
+        days = [d for d in open_resource(defs, "lake").days() if partitions.has_partition_key(d.isoformat())]
+    else:
+        days = partition_days(partitions)
     if not days:
         lake_range(defs)  # raises the lake's own error (no log files, unreadable)
     chosen = [d for d in days if (first is None or d >= first) and (last is None or d <= last)]

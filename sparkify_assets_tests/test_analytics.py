@@ -335,7 +335,8 @@ def test_metadata_answers_and_markdown_tables(duck):
         in meta["analytics_free_to_paid"]["result"].value
     )
     for name, m in meta.items():
-        assert m["dagster/row_count"].value == len(m["result"].value.splitlines()) - 4, name
+        table_lines = [line for line in m["result"].value.splitlines() if line.startswith("|")]
+        assert m["dagster/row_count"].value == len(table_lines) - 2, name
 
 
 def test_long_names_are_cut_in_the_result_and_whole_in_result_rows(duck):
@@ -346,9 +347,11 @@ def test_long_names_are_cut_in_the_result_and_whole_in_result_rows(duck):
     line = next(row for row in songs["result"].value.splitlines() if row.startswith("| 5 |"))
     # 29 characters and an ellipsis: every cell of the table is at most 30 characters.
     assert line == "| 5 | 19 | 14 | Horn Concerto No. 4 in E flat… | Barry Tuckwell/Academy of St… |"
-    assert all(
-        len(cell.strip()) <= 30 for row in songs["result"].value.splitlines()[4:] for cell in row.split("|")
-    )
+    table = [row for row in songs["result"].value.splitlines() if row.startswith("|")]
+    assert len(table) == 12 and all(len(cell.strip()) <= 30 for row in table for cell in row.split("|"))
+    # The full names are under the table, row by row, and in result_rows.
+    assert "In full (title, artist_name):" in songs["result"].value
+    assert f"\n5. {title} · {artist}\n" in songs["result"].value
     full = songs["result_rows"].value
     assert {"song_rank": "5", "title": title, "artist_name": artist, "plays": "19", "listeners": "14"} in full
 

@@ -301,7 +301,9 @@ def _materialization_metadata(analysis: Analysis, columns: list[str], rows: list
         # Before the result table, so its "[Show Markdown]" link is on screen without scrolling:
         # the UI shows Markdown over 1,000 characters in a dialog, and a chart is always longer.
         meta["chart"] = MetadataValue.md(markdown_image(svg, chart.title))
-    meta["result"] = MetadataValue.md(f"**{analysis.question}**\n\n{result_markdown(columns, shown)}")
+    meta["result"] = MetadataValue.md(
+        f"**{analysis.question}**\n\n{result_markdown(columns, shown)}{full_names(columns, shown)}"
+    )
     # Markdown tables have no tooltips: every full value, by column name, one click away ("Show JSON").
     meta["result_rows"] = MetadataValue.json(
         [dict(zip(columns, row, strict=True)) for row in shown] if shown else {"rows": 0}
@@ -313,13 +315,30 @@ def _cut(text: str) -> str:
     return text if len(text) <= RESULT_CELL else text[: RESULT_CELL - 1].rstrip() + "…"
 
 
+def _long_columns(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) -> list[int]:
+    return [i for i in range(len(columns)) if any(len(row[i]) > LONG_CELL for row in shown)]
+
+
+def full_names(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) -> str:
+    """Under the table, each row's long text in full (Markdown tables cannot show a tooltip).
+
+    With it, a result with long names is over the 1,000 characters up to which the UI shows
+    Markdown inline (in a column about 350 px wide at a 1,280 px window, too narrow for five
+    columns), so the UI shows it behind "[Show Markdown]", in a dialog 80% of the window wide."""
+    long = _long_columns(columns, shown)
+    if not long:
+        return ""
+    lines = [f"{n}. " + " · ".join(row[i] for i in long) for n, row in enumerate(shown, start=1)]
+    return f"\n\nIn full ({', '.join(columns[i] for i in long)}):\n\n" + "\n".join(lines)
+
+
 def result_markdown(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) -> str:
     """The result as a Markdown table that fits a narrow panel: columns with long text (a cell
     over LONG_CELL characters: titles, artist names) go last, in their declared order, so the
     counts beside them are never pushed off-screen; their cells are cut to RESULT_CELL with "…"."""
     cells = [tuple(_cut(v) for v in row) for row in shown]
-    long = {i for i in range(len(columns)) if any(len(row[i]) > LONG_CELL for row in shown)}
-    order = [i for i in range(len(columns)) if i not in long] + sorted(long)
+    long = _long_columns(columns, shown)
+    order = [i for i in range(len(columns)) if i not in long] + long
     return markdown_table([columns[i] for i in order], [tuple(row[i] for i in order) for row in cells])
 
 
