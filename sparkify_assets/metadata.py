@@ -153,7 +153,7 @@ def materialization_metadata(tx: Session, table: Table, row_count: int, where: s
 # How the row counts of a daily-partitioned asset read in the UI; shown on its definition.
 PARTITION_ROW_COUNTS = MetadataValue.md(
     "Each day (partition) gets its own materialization event, also when one run loads many days:\n\n"
-    '- `dagster/row_count` ("Row count"): the rows of **that day** (0 for a day without a log file),\n'
+    '- `dagster/row_count` ("Row count"): the rows of **that day** (the partitions are the days of the lake, each with a log file),\n'
     "- `run_rows`: the rows the run wrote over all its days,\n"
     "- `table_rows`: the whole table after the run,\n"
     "- `preview`: the first rows of the run's days."

@@ -5,7 +5,7 @@ from the sample's JSON logs, never taken from the code under test.
 
 Row counts of the daily-partitioned assets: one run over many days emits one materialization per
 day (BackfillPolicy.single_run()), and each day's event carries that day's own `dagster/row_count`
-(0 for a day without a log file); `run_rows` is the run's days together and `table_rows` the whole
+(the partitions are the lake's days, so no day is empty); `run_rows` is the run's days together and `table_rows` the whole
 table after the run.
 """
 
@@ -135,29 +135,28 @@ def test_songplays_match_rate_describes_the_whole_table(sample):
         assert meta["match_rate"] == MATCH_RATE
 
 
-def test_a_run_over_days_without_data_reports_zero_for_them(sample):
-    """Re-run 2018-11-29 .. 2018-12-02 on the loaded sample: the two empty days say 0 rows, the
-    run says the rows of its two real days, and the whole table (with 2018-11-21's one matched
-    play, outside the run) keeps 6,820 rows and its match rate."""
+def test_a_run_past_the_lakes_last_day_materializes_only_days_with_a_file(sample):
+    """Re-run 2018-11-29 .. 2018-12-02 on the loaded sample: the partitions are the lake's days
+    (issue 19), so the run covers 29 and 30 November only; no empty day is materialized (green
+    with 0 rows), and the latest materialization is the last real day with its own rows, while
+    the whole table (with 2018-11-21's one matched play, outside the run) keeps 6,820 rows."""
     url, instance, _ = sample
     result = run_load(make_defs(url), dt.date(2018, 11, 29), dt.date(2018, 12, 2), instance=instance)
     assert result.success, failures(result)
     songplays = _by_asset(result)["songplays"]
     per_day = {partition: meta["dagster/row_count"] for partition, meta in songplays}
-    assert per_day == {
-        "2018-11-29": NEXTSONG["2018-11-29"],
-        "2018-11-30": NEXTSONG["2018-11-30"],
-        "2018-12-01": 0,
-        "2018-12-02": 0,
-    }
+    assert per_day == {"2018-11-29": NEXTSONG["2018-11-29"], "2018-11-30": NEXTSONG["2018-11-30"]}
     for _, meta in songplays:
         assert meta["run_rows"] == NEXTSONG["2018-11-29"] + NEXTSONG["2018-11-30"]
         assert meta["table_rows"] == CONTRACT["songplays"]
         assert meta["matched_plays"] == 1
         assert meta["match_rate"] == MATCH_RATE
     latest = instance.get_latest_materialization_event(AssetKey("songplays")).asset_materialization
-    assert latest.partition == "2018-12-02"
-    assert latest.metadata["dagster/row_count"].value == 0
+    assert latest.partition == "2018-11-30"
+    assert latest.metadata["dagster/row_count"].value == NEXTSONG["2018-11-30"] > 0
+    assert instance.get_materialized_partitions(AssetKey("songplays")) <= {
+        f"2018-11-{d:02d}" for d in range(1, 31)
+    }
 
 
 def test_songplays_definition_explains_its_row_counts_and_match_rate():
