@@ -23,6 +23,7 @@ from dagster import (
     DailyPartitionsDefinition,
     Definitions,
     PartitionsDefinition,
+    build_resources,
 )
 
 FIRST_DAY = "2018-11-01"
@@ -60,8 +61,8 @@ def lake_partitions(days: Iterable[date], today: date | None = None) -> DailyPar
 def partitions_for_lake(lake_resource) -> DailyPartitionsDefinition:
     """The partitions of the lake a LakeResource points at; DAILY when it cannot be listed."""
     try:
-        with lake_resource.process_config_and_initialize_cm() as resource:
-            days = resource.open().days()
+        with build_resources({"lake": lake_resource}) as resources:
+            days = resources.lake.open().days()
     except Exception as exc:  # the runs report the lake's error in one sentence; loading goes on
         log.warning(
             "Could not list the lake's log days (%s): partitions are every day since %s", exc, FIRST_DAY
