@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from sparkify_assets.charts import bar_chart_svg, markdown_image
-from sparkify_assets.failures import one_line_failures
+from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lineage import column_lineage
 from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
@@ -382,11 +382,11 @@ def _build_asset(analysis: Analysis) -> AssetsDefinition:
         },
         pool=POOL,
     )
-    @one_line_failures
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-        meta = rebuild(warehouse, analysis)
-        context.log.info(f"{table.name}: {meta['dagster/row_count']} rows; {meta['answer'].value}")
-        return MaterializeResult(metadata=meta)
+        with one_line_failure(table.name):
+            meta = rebuild(warehouse, analysis)
+            context.log.info(f"{table.name}: {meta['dagster/row_count']} rows; {meta['answer'].value}")
+            return MaterializeResult(metadata=meta)
 
     return _asset
 

@@ -24,7 +24,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
 from sparkify_assets.checks import whole_file_rejects_sql
-from sparkify_assets.failures import one_line_failures
+from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -181,29 +181,29 @@ def replace_staging(
     metadata=definition_metadata(STAGING_EVENTS),
     pool="sparkify_warehouse",
 )
-@one_line_failures
 def staging_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
-    first, last = partition_dates(context)
-    lk = lake.open()
-    # The whole of log_data/, so that every object is accounted for (one listing per 1,000 keys on S3).
-    inventory = lk.inventory("log_data")
-    files = [f for f in inventory.loaded if first <= f.day <= last]
-    if not inventory.loaded:
-        raise LakeError(
-            f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json)"
-            + _not_loaded_hint(inventory)
+    with one_line_failure("staging_events"):
+        first, last = partition_dates(context)
+        lk = lake.open()
+        # The whole of log_data/, so that every object is accounted for (one listing per 1,000 keys on S3).
+        inventory = lk.inventory("log_data")
+        files = [f for f in inventory.loaded if first <= f.day <= last]
+        if not inventory.loaded:
+            raise LakeError(
+                f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json)"
+                + _not_loaded_hint(inventory)
+            )
+        context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
+        _log_not_loaded(context, "log_data", inventory)
+        result = replace_staging(
+            context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last), inventory
         )
-    context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
-    _log_not_loaded(context, "log_data", inventory)
-    result = replace_staging(
-        context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last), inventory
-    )
-    # One run may load many days: each day's materialization gets its own row count.
-    with warehouse.open().transaction() as tx:
-        report_partition_rows(context, partition_row_counts(tx, STAGING_EVENTS, first, last))
-    return result
+        # One run may load many days: each day's materialization gets its own row count.
+        with warehouse.open().transaction() as tx:
+            report_partition_rows(context, partition_row_counts(tx, STAGING_EVENTS, first, last))
+        return result
 
 
 @asset(
@@ -217,25 +217,25 @@ def staging_events(
     metadata=definition_metadata(STAGING_SONGS),
     pool="sparkify_warehouse",
 )
-@one_line_failures
 def staging_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
-    lk = lake.open()
-    inventory = lk.inventory("song_data")
-    if not inventory.loaded:
-        lk.check()
-        raise LakeError(
-            f"The lake {lk.url} holds no song files (song_data/**/*.json)" + _not_loaded_hint(inventory)
-        )
-    _log_not_loaded(context, "song_data", inventory)
-    # Rejected objects are staged as whole-file rejects, with a staging_files row like any file.
-    files = sorted(inventory.loaded + inventory.rejected, key=lambda f: f.key)
-    if warehouse.open().dialect == "redshift":
-        # One COPY reads song_data/ whole (redshift.copy_songs): no per-file restaging there.
-        context.log.info(f"Staging {len(files)} song files from {lk.url}")
-        return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE", inventory)
-    return restage_changed_songs(context, warehouse, lk, files, inventory)
+    with one_line_failure("staging_songs"):
+        lk = lake.open()
+        inventory = lk.inventory("song_data")
+        if not inventory.loaded:
+            lk.check()
+            raise LakeError(
+                f"The lake {lk.url} holds no song files (song_data/**/*.json)" + _not_loaded_hint(inventory)
+            )
+        _log_not_loaded(context, "song_data", inventory)
+        # Rejected objects are staged as whole-file rejects, with a staging_files row like any file.
+        files = sorted(inventory.loaded + inventory.rejected, key=lambda f: f.key)
+        if warehouse.open().dialect == "redshift":
+            # One COPY reads song_data/ whole (redshift.copy_songs): no per-file restaging there.
+            context.log.info(f"Staging {len(files)} song files from {lk.url}")
+            return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE", inventory)
+        return restage_changed_songs(context, warehouse, lk, files, inventory)
 
 
 def _not_loaded_hint(inventory: Inventory) -> str:

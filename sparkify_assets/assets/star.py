@@ -6,7 +6,7 @@ replaces the rows it owns (a partition's days for songplays, the whole table for
 
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from sparkify_assets.failures import one_line_failures
+from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -31,20 +31,21 @@ def rebuild_dimension(
     context: AssetExecutionContext, warehouse: WarehouseResource, table: Table
 ) -> MaterializeResult:
     """Replace a whole dimension with the result of its SQL, in one transaction."""
+    with one_line_failure(table.name):
 
-    def work(tx: Session) -> dict:
-        tx.ensure(*ALL_TABLES)
-        tx.execute(f"DELETE FROM {table.name}")
-        tx.sql(_insert(table, table.transform_sql()))
-        return materialization_metadata(tx, table, tx.scalar(f"SELECT COUNT(*) FROM {table.name}"))
+        def work(tx: Session) -> dict:
+            tx.ensure(*ALL_TABLES)
+            tx.execute(f"DELETE FROM {table.name}")
+            tx.sql(_insert(table, table.transform_sql()))
+            return materialization_metadata(tx, table, tx.scalar(f"SELECT COUNT(*) FROM {table.name}"))
 
-    meta = warehouse.open().run(work)
-    context.log.info(f"{table.name}: {meta['dagster/row_count']} rows")
-    return MaterializeResult(metadata=meta)
+        meta = warehouse.open().run(work)
+        context.log.info(f"{table.name}: {meta['dagster/row_count']} rows")
+        return MaterializeResult(metadata=meta)
 
 
 def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = None, **kwargs):
-    decorate = asset(
+    return asset(
         name=table.name,
         description=table.description,
         group_name="star",
@@ -57,7 +58,6 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
         pool="sparkify_warehouse",
         **kwargs,
     )
-    return lambda fn: decorate(one_line_failures(fn))
 
 
 # The fact waits for the dimensions it references, so its reference checks, run right after it,
@@ -75,29 +75,30 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
     },
 )
 def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    first, last = partition_dates(context)
-    where = date_filter("source_date", first, last)
-    select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
+    with one_line_failure("songplays"):
+        first, last = partition_dates(context)
+        where = date_filter("source_date", first, last)
+        select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
 
-    def work(tx: Session) -> tuple[dict[str, int], int, dict]:
-        tx.ensure(*ALL_TABLES)
-        tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
-        tx.sql(_insert(SONGPLAYS, select))
-        rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
-        matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
-        per_day = partition_row_counts(tx, SONGPLAYS, first, last)
-        return per_day, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
+        def work(tx: Session) -> tuple[dict[str, int], int, dict]:
+            tx.ensure(*ALL_TABLES)
+            tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
+            tx.sql(_insert(SONGPLAYS, select))
+            rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
+            matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
+            per_day = partition_row_counts(tx, SONGPLAYS, first, last)
+            return per_day, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
 
-    per_day, matched, meta = warehouse.open().run(work)
-    total = meta["table_rows"]
-    meta["matched_plays"] = matched
-    meta["match_rate"] = round(matched / total, 6) if total else 0.0
-    report_partition_rows(context, per_day)
-    context.log.info(
-        f"songplays {first} to {last}: {meta['run_rows']} plays on {len(per_day)} days; whole table "
-        f"{total} plays, {matched} matched to the catalog"
-    )
-    return MaterializeResult(metadata=meta)
+        per_day, matched, meta = warehouse.open().run(work)
+        total = meta["table_rows"]
+        meta["matched_plays"] = matched
+        meta["match_rate"] = round(matched / total, 6) if total else 0.0
+        report_partition_rows(context, per_day)
+        context.log.info(
+            f"songplays {first} to {last}: {meta['run_rows']} plays on {len(per_day)} days; whole table "
+            f"{total} plays, {matched} matched to the catalog"
+        )
+        return MaterializeResult(metadata=meta)
 
 
 @_star_asset(USERS, ["staging_events"])
