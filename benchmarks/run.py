@@ -42,6 +42,12 @@ def _child_floor(args: argparse.Namespace) -> dict:
     return floor.run(Path(args.lake), Path(args.workdir))
 
 
+def _child_floor_e2e(args: argparse.Namespace) -> dict:
+    import floor
+
+    return floor.run_end_to_end(Path(args.lake), Path(args.workdir) / "floor-e2e.duckdb")
+
+
 def _steps(instance, run_id: str) -> dict[str, float]:
     return {
         s.step_key: s.end_time - s.start_time
@@ -118,6 +124,7 @@ def _child_baseline(args: argparse.Namespace) -> dict:
 
 CHILDREN = {
     "_floor": _child_floor,
+    "_floor_e2e": _child_floor_e2e,
     "_runinfo": _child_runinfo,
     "_sensor_run": _child_sensor_run,
     "_baseline": _child_baseline,
@@ -275,6 +282,16 @@ def report(r: dict) -> str:
     out.append(_row("floor: DuckDB read_json CTAS of the logs", f["logs_seconds"], f["events"], None))
     out.append(_row("floor: Python open+json.loads of song files", f["songs_seconds"], f["songs"], None))
     out.append(_row("floor: total (process peak memory)", floor_s, rows, f["peak_rss_mib"]))
+    e2e = r.get("floor_e2e")
+    if e2e:
+        out.append(
+            _row(
+                "end-to-end floor: plain DuckDB script, all tables",
+                e2e["wall_seconds"],
+                rows,
+                e2e["peak_rss_mib"],
+            )
+        )
     for key, label in (("duckdb", "sparkify run, DuckDB"), ("postgres", "sparkify run, PostgreSQL")):
         if key in r:
             p = r[key]
@@ -311,6 +328,20 @@ def report(r: dict) -> str:
             f"ratio DuckDB pipeline / floor: {d['wall_seconds'] / floor_s:.2f} (whole process), "
             f"{d['load_seconds'] / floor_s:.2f} (run_load only); target <= 2"
         )
+        if e2e:
+            same = {k: v for k, v in e2e["counts"].items() if k in d.get("counts", {})}
+            differ = {k: (v, d["counts"][k]) for k, v in same.items() if d["counts"][k] != v}
+            out.append(
+                f"ratio DuckDB pipeline / end-to-end floor: {d['wall_seconds'] / e2e['wall_seconds']:.2f} "
+                f"(whole processes; CPU {d['cpu_seconds'] / e2e['cpu_seconds']:.2f}); target <= 2 at 1M, "
+                f"1.5 at 10M; floor parts: events {e2e['events_seconds']:.2f} s, songs "
+                f"{e2e['songs_seconds']:.2f} s, sql/*.sql {e2e['transforms_seconds']:.2f} s; "
+                + (
+                    f"row counts DIFFER (floor, run): {differ}"
+                    if differ
+                    else f"same row counts ({len(same)} tables)"
+                )
+            )
         songs_step = d["steps"].get("staging_songs")
         if songs_step:
             out.append(
@@ -403,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print("1/4 floor", file=sys.stderr)
         r["floor"] = measure("_floor", work, lake=lake, workdir=work)
+
+        print("1b/4 end-to-end floor: the same tables by a plain DuckDB script", file=sys.stderr)
+        r["floor_e2e"] = measure("_floor_e2e", work, lake=lake, workdir=work)
 
         print("2/4 sparkify run on DuckDB", file=sys.stderr)
         duck = f"duckdb://{work / 'pipeline.duckdb'}"

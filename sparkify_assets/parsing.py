@@ -32,6 +32,7 @@ from operator import itemgetter
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparkify_assets import parsing_arrow
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_REJECTS, STAGING_SONGS, Table
 
 RAW_TEXT_LIMIT = 1000
@@ -567,6 +568,11 @@ class _Spec:
     arrow_types: tuple[pa.DataType, ...]
     make_row: object
 
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The declared fields by JSON key, for Arrow's reader."""
+        return pa.schema(list(zip(self.keys, self.arrow_types, strict=True)))
+
     def index(self, column: str) -> int:
         return [f.column for f in self.fields].index(column)
 
@@ -678,35 +684,43 @@ def _whole_segment(raw_lines: list[bytes], loads, getter) -> list[tuple] | None:
 
 def _columns(spec: _Spec, rows: list[tuple]) -> list[pa.Array] | None:
     """The rows as Arrow columns, or None if any value needs the careful path: an unexpected
-    type, a NULL in a required field, an integer out of range, or a rule of `_event_row`/`_song_row`."""
+    type, or a rule `_valid_columns` checks."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(spec.fields)
     arrays = []
-    for f, allowed, arrow_type, values in zip(
-        spec.fields, spec.allowed, spec.arrow_types, columns, strict=True
-    ):
+    for allowed, arrow_type, values in zip(spec.allowed, spec.arrow_types, columns, strict=True):
         # Arrow converts numbers leniently (1.5 to int32 1, true to 1.0): check their types first.
         # It refuses anything but str (or bytes, which JSON cannot produce) for a string column.
         if arrow_type != _STRING and not set(map(type, values)) <= allowed:
             return None
-        if f.column == "user_id" and "" in values:
-            values = [None if v == "" else v for v in values]
-        if f.column in ("page", "song_id") and "" in values:
-            return None
         try:
-            array = pa.array(values, type=arrow_type)
+            arrays.append(pa.array(values, type=arrow_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
+            return None
+    return _valid_columns(spec, arrays)
+
+
+def _valid_columns(spec: _Spec, arrays: list[pa.Array]) -> list[pa.Array] | None:
+    """Typed columns (in field order) as staged, or None when any value meets a rule of
+    `_event_row`/`_song_row` (a NULL in a required field, an empty page or song_id, a ts out of
+    range, a double that is not finite): those rows go to the careful path, which says why. Both
+    fast paths (Python objects, Arrow's reader) end here, so these checks exist once."""
+    arrays = list(arrays)
+    for i, (f, arrow_type) in enumerate(zip(spec.fields, spec.arrow_types, strict=True)):
+        array = arrays[i]
+        if f.column == "user_id" and pc.any(pc.equal(array, "")).as_py():
+            array = arrays[i] = pc.if_else(pc.equal(array, ""), pa.scalar(None, _STRING), array)
+        if f.column in ("page", "song_id") and pc.any(pc.equal(array, "")).as_py():
             return None
         if f.required and array.null_count:
             return None
-        # orjson refuses NaN and infinities, but the stdlib fallback reads them.
+        # orjson refuses NaN and infinities, but the stdlib fallback (and Arrow's reader) read them.
         if (
             arrow_type == _DOUBLE
             and array.null_count < len(array)
             and not pc.all(pc.is_finite(array)).as_py()
         ):
             return None
-        arrays.append(array)
-    if spec.table is STAGING_EVENTS and rows:
+    if spec.table is STAGING_EVENTS and len(arrays[_EVENT_TS]):
         low, high = pc.min_max(arrays[_EVENT_TS]).values()
         if low.as_py() < MIN_TS_MS or high.as_py() > time.time() * 1000 + 86_400_000:
             return None
@@ -732,7 +746,46 @@ def parse_segments(
 def _parse_segments(
     table_name: str, segments: list[Segment], careful: bool
 ) -> tuple[pa.Table, list[SegmentResult]]:
+    """Each segment through Arrow's reader when it proves clean (`parsing_arrow`), the others,
+    in runs of consecutive segments, through the Python paths; pieces kept in segment order."""
     spec = _SPECS[table_name]
+    if careful or spec.table is not STAGING_EVENTS:
+        return _python_segments(spec, segments, careful)
+    pieces: list[pa.Table] = []
+    results: list[SegmentResult] = []
+    others: list[Segment] = []
+
+    def flush() -> None:
+        if others:
+            rows, done = _python_segments(spec, others, careful)
+            pieces.append(rows)
+            results.extend(done)
+            others.clear()
+
+    for seg in segments:
+        arrays = parsing_arrow.read_segment(seg.data, spec.arrow_schema)
+        arrays = None if arrays is None else _valid_columns(spec, arrays)
+        if arrays is None:
+            others.append(seg)
+            continue
+        flush()
+        n = len(arrays[0])
+        lines = pa.array(range(seg.first_line, seg.first_line + n), pa.int32())
+        keys = pa.array([seg.key], pa.string()).take(pa.array([0] * n, pa.int32()))
+        days = pa.array([seg.day], pa.date32()).take(pa.array([0] * n, pa.int32()))
+        pieces.append(pa.Table.from_arrays([*arrays, keys, lines, days], names=spec.table.column_names))
+        results.append(SegmentResult(ok=True, records_read=n, rows=n))
+    flush()
+    if not pieces:
+        return _python_segments(spec, [], careful)
+    return (pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]), results
+
+
+def _python_segments(
+    spec: _Spec, segments: list[Segment], careful: bool
+) -> tuple[pa.Table, list[SegmentResult]]:
+    """The Python fast path (orjson per line, checks per column), careful line by line where it
+    must: see "The fast path" above."""
     rows: list[tuple] = []
     lines: list[int] = []
     keys: list[str] = []
@@ -751,9 +804,9 @@ def _parse_segments(
         if careful:
             # Rows the careful line checks passed but the columns refuse: hand every file to the
             # careful scanner (ParsedBatch) rather than fail the load.
-            empty = _parse_segments(table_name, [], careful=True)[0]
+            empty = _python_segments(spec, [], careful=True)[0]
             return empty, [SegmentResult(ok=False) for _ in segments]
-        return _parse_segments(table_name, segments, careful=True)
+        return _python_segments(spec, segments, careful=True)
     arrays += [pa.array(keys, pa.string()), pa.array(lines, pa.int32())]
     if spec.table is STAGING_EVENTS:
         arrays.append(pa.array(days, pa.date32()))

@@ -66,6 +66,11 @@ def test_benchmark_script_measures_every_loader_on_a_tiny_lake(tmp_path):
     assert meta["restage"] == "incremental" and meta["files_unchanged"] == 40 and meta["files"] == 0
     assert "one new day:" in done.stdout and "catalog unchanged:" in done.stdout
     assert "ratio DuckDB pipeline / floor" in done.stdout
+    # The end-to-end floor builds the same tables as the run, with the same row counts.
+    e2e = r["floor_e2e"]["counts"]
+    assert e2e["staging_events"] == 600 and e2e["songplays"] == nextsong
+    assert {name: r["duckdb"]["counts"][name] for name in e2e} == e2e
+    assert "ratio DuckDB pipeline / end-to-end floor" in done.stdout
     assert "ratio row-by-row / PostgreSQL pipeline" in done.stdout
     assert "staging_events" in done.stdout
     # The scratch folder is removed: no generated warehouse is left behind.

@@ -1,0 +1,79 @@
+"""The vectorized path: a segment of log lines read by pyarrow's JSON reader (C++, explicit schema),
+taken only when the reader's values are provably what the careful parser would give.
+
+This module holds no acceptance rule. It reads a segment into typed Arrow columns and returns them
+only when nothing about the segment could make the careful path decide differently; the caller
+then applies the same column checks as the Python fast path (`parsing._valid_columns`: required
+fields, empty page, empty userId, finite doubles, ts range), and any segment refused here or there
+goes through the existing Python paths, which end in the careful parser. What makes a segment
+unprovable, and why (each verified against pyarrow 21's reader):
+
+- not UTF-8, or a `\\u0000` escape: the careful path rejects those records;
+- any line not exactly one object from its first byte to its last (`{` ... `}`): blank or
+  whitespace lines, CRLF, a byte order mark, pretty-printed or concatenated values, arrays (the
+  reader skips blank lines and reads `{..} {..}` as two rows, so line numbers would shift);
+- a line longer than `LINE_LIMIT` bytes: a number of 4,300 digits or nesting deep enough for
+  Python's recursion limit (both rejects in the careful path) need more bytes than that, and no
+  text value can reach Redshift's 65,535-byte limit;
+- the reader's own refusals, which cover the rest: a number or boolean in a text field (the
+  careful path stores its JSON text as written, e.g. '3.10', '1E5', 'true'), a fraction or
+  exponent in an integer field (1.0 and 1e2 are integers to the careful path), an integer out of
+  range, a duplicate key (also when one spelling is escaped), a lone surrogate escape, control
+  characters in strings, invalid JSON;
+- a row count that differs from the line count.
+NaN and Infinity (not JSON, but Python's json reads them) reach the finite-number check.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.json as pj
+
+# Segments shorter than this go to the Python fast path: the reader's per-call cost would exceed
+# the Python loop's (song files, small test files).
+MIN_BYTES = 64 * 1024
+LINE_LIMIT = 1024
+
+_READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError, ValueError)
+
+
+def _provable_shape(data: bytes) -> int | None:
+    """The number of lines when every line is one `{...}` of at most LINE_LIMIT bytes; else None."""
+    body = data[:-1] if data.endswith(b"\n") else data
+    if not body.startswith(b"{") or not body.endswith(b"}"):
+        return None
+    newlines = body.count(b"\n")
+    # Each newline sits between a '}' and a '{': no blank, whitespace-only or CRLF line.
+    if body.count(b"}\n{") != newlines:
+        return None
+    if max(map(len, body.split(b"\n"))) > LINE_LIMIT:
+        return None
+    return newlines + 1
+
+
+def read_segment(data: bytes, schema: pa.Schema) -> list[pa.Array] | None:
+    """The declared fields of every line of `data` as Arrow arrays (in schema order), or None
+    when the careful parser might decide any line differently (module docstring)."""
+    if len(data) < MIN_BYTES or b"\\u0000" in data:
+        return None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    lines = _provable_shape(data)
+    if lines is None:
+        return None
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
+            ),
+        )
+    except _READ_ERRORS:
+        return None
+    if table.num_rows != lines:
+        return None
+    return [table.column(name).combine_chunks() for name in schema.names]

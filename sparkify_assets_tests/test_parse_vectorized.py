@@ -1,0 +1,157 @@
+"""The vectorized staging path (Arrow's JSON reader, `parsing_arrow`) against the careful parser:
+for the bad-input corpus, the shipped sample, generated lakes damaged at random lines and every
+property-based input of test_parse_properties.py, the staged rows, the rejects (key, line,
+reason, raw) and the file counts are identical (`assert_accounted` compares the careful
+`parse_files` with `parse_stream`, which now tries Arrow first). Each test also checks that the
+reader did take segments, so the comparison is not vacuous, and where damage is injected, that
+some segments were refused and went careful.
+
+The property tests run here a second time with `parsing_arrow.MIN_BYTES` at 0, so that their
+small inputs reach the reader (in production only segments of 64 KiB or more do)."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from sparkify_assets import parsing, parsing_arrow
+from sparkify_assets.generate import LakeSpec, generate_lake
+from sparkify_assets.generator_output import LocalSink
+from sparkify_assets.resources.lake import LakeFile
+from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
+from sparkify_assets_tests.conftest import SAMPLE
+
+# The property tests of issue 14, collected again in this module (its fixture lowers MIN_BYTES).
+from sparkify_assets_tests.test_parse_properties import (  # noqa: F401
+    assert_accounted,
+    test_a_number_or_boolean_in_a_text_field_is_its_json_text,
+    test_any_json_value_as_a_record,
+    test_any_json_value_in_one_event_field,
+    test_any_json_values_in_an_event,
+    test_arbitrary_bytes,
+    test_damaged_sample_log_file,
+)
+
+BAD_LAKE = Path(__file__).parent / "bad_lake"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def every_segment_tries_the_reader():
+    before = parsing_arrow.MIN_BYTES
+    parsing_arrow.MIN_BYTES = 0
+    yield
+    parsing_arrow.MIN_BYTES = before
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Counts the segments the reader took and refused (the real function runs)."""
+    counts = {"taken": 0, "refused": 0}
+    real = parsing_arrow.read_segment
+
+    def counting(data, schema):
+        arrays = real(data, schema)
+        counts["taken" if arrays is not None else "refused"] += 1
+        return arrays
+
+    monkeypatch.setattr(parsing_arrow, "read_segment", counting)
+    return counts
+
+
+def _lake_files(root: Path, area: str) -> list[tuple[LakeFile, bytes]]:
+    files = []
+    for path in sorted((root / area).rglob("*.json")):
+        key = path.relative_to(root).as_posix()
+        day = date.fromisoformat(path.name[:10]) if area == "log_data" else None
+        data = path.read_bytes()
+        files.append((LakeFile(key, len(data), "v1", day), data))
+    return files
+
+
+@pytest.mark.parametrize("root", [BAD_LAKE, SAMPLE], ids=["bad_lake", "sample"])
+def test_corpus_and_sample_stage_and_reject_the_same_records_on_both_paths(root, taken):
+    out = assert_accounted(STAGING_EVENTS, _lake_files(root, "log_data"))
+    assert out["rows"]
+    assert_accounted(STAGING_SONGS, _lake_files(root, "song_data"))
+    assert taken["taken"] > 0
+    if root is BAD_LAKE:
+        assert out["rejects"] and taken["refused"] > 0
+
+
+def test_a_clean_segment_is_read_whole_by_the_reader():
+    data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
+    arrays = parsing_arrow.read_segment(data, parsing._SPECS["staging_events"].arrow_schema)
+    assert arrays is not None and len(arrays[0]) == len(data.splitlines())
+
+
+# Damage of the kinds the reader must refuse (or the column checks catch), each on one line.
+def _damaged(obj: dict, rng: random.Random) -> bytes:
+    kind = rng.choice(
+        [
+            "number_as_text", "exponent_as_text", "bool_as_text", "float_integer", "exponent_integer",
+            "duplicate_key", "escaped_duplicate", "lone_surrogate", "nul", "empty_user", "empty_page",
+            "old_ts", "nan", "huge_int", "blank_after", "crlf", "two_objects", "not_object",
+            "missing_required", "truncated", "deep", "bom", "long_text", "escaped_key",
+        ]
+    )  # fmt: skip
+    line = json.dumps(obj).encode()
+    sub = {
+        "number_as_text": (b'"song": ', b'"song": 3.10, "x": '),
+        "exponent_as_text": (b'"artist": ', b'"artist": 1E5, "x": '),
+        "bool_as_text": (b'"userId": ', b'"userId": true, "x": '),
+        "float_integer": (b'"sessionId": ', b'"sessionId": 7.0, "x": '),
+        "exponent_integer": (b'"status": ', b'"status": 2e2, "x": '),
+        "duplicate_key": (b'"level": ', b'"level": "gold", "level": '),
+        "escaped_duplicate": (b'"level": ', b'"l\\u0065vel": "gold", "level": '),
+        "lone_surrogate": (b'"song": ', b'"song": "a\\ud800b", "x": '),
+        "nul": (b'"song": ', b'"song": "a\\u0000b", "x": '),
+        "empty_user": (b'"userId": ', b'"userId": "", "x": '),
+        "empty_page": (b'"page": ', b'"page": "", "x": '),
+        "old_ts": (b'"ts": ', b'"ts": 1, "x": '),
+        "nan": (b'"length": ', b'"length": NaN, "x": '),
+        "huge_int": (b'"registration": ', b'"registration": 1' + b"0" * 400 + b', "x": '),
+        "escaped_key": (b'"song": ', b'"s\\u006fng": "escaped", "x": '),
+    }
+    if kind in sub:
+        old, new = sub[kind]
+        return line.replace(old, new, 1)
+    if kind == "blank_after":
+        return line + b"\n"
+    if kind == "crlf":
+        return line + b"\r"
+    if kind == "two_objects":
+        return line + b" " + line
+    if kind == "not_object":
+        return b"[" + line + b"]"
+    if kind == "missing_required":
+        return json.dumps({k: v for k, v in obj.items() if k != "sessionId"}).encode()
+    if kind == "truncated":
+        return line[: len(line) // 2]
+    if kind == "deep":
+        return line[:-1] + b', "x": ' + b"[" * 600 + b"]" * 600 + b"}"
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + line
+    return line.replace(b'"song": ', b'"song": "' + b"x" * 70_000 + b'", "x": ', 1)  # long_text
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_generated_lake_damaged_at_random_lines(tmp_path, monkeypatch, taken, seed):
+    """A generated day of 6,000 events in segments of ~64 KiB, a few lines damaged at random:
+    the reader takes the clean segments, refuses the damaged ones, and both paths agree."""
+    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 64 * 1024)
+    lake = tmp_path / "lake"
+    generate_lake(LakeSpec(events=12_000, songs=30, users=40, days=2, seed=seed), LocalSink(lake))
+    files = _lake_files(lake, "log_data")
+    rng = random.Random(seed)
+    (key, body), *rest = files
+    lines = body.split(b"\n")
+    for n in rng.sample(range(len(lines) - 1), 12):
+        lines[n] = _damaged(json.loads(lines[n]), rng)
+    damaged = b"\n".join(lines)
+    out = assert_accounted(STAGING_EVENTS, [(key, damaged), *rest])
+    assert len(out["rows"]) >= 12_000 - 2 * 12  # a damaged line is one reject, or two rows
+    assert taken["taken"] > 10 and taken["refused"] > 0
