@@ -749,7 +749,7 @@ def _parse_segments(
     """Each segment through Arrow's reader when it proves clean (`parsing_arrow`), the others,
     in runs of consecutive segments, through the Python paths; pieces kept in segment order."""
     spec = _SPECS[table_name]
-    if careful or spec.table is not STAGING_EVENTS:
+    if careful or spec.table is not STAGING_EVENTS or not parsing_arrow.enabled():
         return _python_segments(spec, segments, careful)
     pieces: list[pa.Table] = []
     results: list[SegmentResult] = []

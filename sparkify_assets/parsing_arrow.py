@@ -26,6 +26,8 @@ NaN and Infinity (not JSON, but Python's json reads them) reach the finite-numbe
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pyarrow.json as pj
 
@@ -35,6 +37,12 @@ MIN_BYTES = 64 * 1024
 LINE_LIMIT = 1024
 
 _READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError, ValueError)
+
+
+def enabled() -> bool:
+    """SPARKIFY_ARROW_READER=0 turns this path off (the Python paths then stage every segment):
+    for before/after measurements and as a way out should the reader ever misbehave."""
+    return os.environ.get("SPARKIFY_ARROW_READER", "1") != "0"
 
 
 def _provable_shape(data: bytes) -> int | None:

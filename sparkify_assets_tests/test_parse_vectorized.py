@@ -155,3 +155,13 @@ def test_generated_lake_damaged_at_random_lines(tmp_path, monkeypatch, taken, se
     out = assert_accounted(STAGING_EVENTS, [(key, damaged), *rest])
     assert len(out["rows"]) >= 12_000 - 2 * 12  # a damaged line is one reject, or two rows
     assert taken["taken"] > 10 and taken["refused"] > 0
+
+
+def test_switched_off_the_reader_takes_nothing_and_the_rows_are_the_same(monkeypatch, taken):
+    files = _lake_files(SAMPLE, "log_data")
+    on = assert_accounted(STAGING_EVENTS, files)
+    assert taken["taken"] > 0
+    monkeypatch.setenv("SPARKIFY_ARROW_READER", "0")
+    before = dict(taken)
+    assert assert_accounted(STAGING_EVENTS, files) == on
+    assert taken == before  # the reader was not called
