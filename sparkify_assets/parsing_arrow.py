@@ -50,13 +50,11 @@ def _provable_shape(data: bytes) -> int | None:
     body = data[:-1] if data.endswith(b"\n") else data
     if not body.startswith(b"{") or not body.endswith(b"}"):
         return None
-    newlines = body.count(b"\n")
+    parts = body.split(b"\n")
     # Each newline sits between a '}' and a '{': no blank, whitespace-only or CRLF line.
-    if body.count(b"}\n{") != newlines:
+    if body.count(b"}\n{") != len(parts) - 1 or max(map(len, parts)) > LINE_LIMIT:
         return None
-    if max(map(len, body.split(b"\n"))) > LINE_LIMIT:
-        return None
-    return newlines + 1
+    return len(parts)
 
 
 def read_segment(data: bytes, schema: pa.Schema) -> list[pa.Array] | None:
