@@ -496,6 +496,11 @@ def parse_files(table: Table, files) -> ParsedBatch:
 
 # --- The fast path ------------------------------------------------------------------------
 #
+# Log segments of 64 KiB or more first try the vectorized path (`parsing_arrow`: pyarrow's JSON
+# reader with an explicit schema), taken only when the segment's shape and the reader's own
+# refusals prove the careful path would stage the same values, then checked by `_valid_columns`
+# like the Python fast path below; any other segment goes through that Python path.
+#
 # The careful path above costs ~40 us per event in Python. Almost every line of a real lake is
 # one complete JSON object whose values already have the declared types, so the fast path parses
 # each line with orjson, takes the declared keys with one C call (itemgetter) and validates whole
