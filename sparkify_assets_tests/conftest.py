@@ -26,6 +26,58 @@ CONTRACT = {
 }
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
+# The slow layer, decided here once so that no test file carries a marker of its own: a test is
+# `slow` when it starts a server (PostgreSQL, moto), a browser or a child process, and also gets
+# the marker that says which. `pytest -m "not slow"` runs the rest (README, Tests).
+SERVER_FIXTURES = {
+    "pg_server": "postgres",
+    "pg_password_server": "postgres",
+    "moto_server": "moto",
+    "strict_s3": "moto",
+}
+# Tests that pick the server by a parameter and ask for its fixture by name (getfixturevalue).
+SERVER_PARAMS = {"postgres": "postgres", "s3": "moto"}
+# Whole modules that start child processes (the sparkify and dagster commands, the benchmark
+# script) or Chromium.
+SLOW_MODULES = {
+    "test_cli.py": "process",
+    "test_benchmark.py": "process",
+    "test_ui.py": "browser",
+}
+# Single tests that SIGKILL, lock from or spawn another process.
+SLOW_TESTS = {
+    "test_duckdb_locked_by_another_process_names_the_lock": "process",
+    "test_cli_reports_a_bad_url_in_one_line": "process",
+    "test_killed_runs_leave_no_half_written_table": "process",
+    "test_the_real_command": "process",
+    "test_importing_needs_no_credentials_or_network": "process",
+    "test_worker_processes_give_the_same_rows_in_the_same_order": "process",
+}
+
+
+def _slow_reasons(item: pytest.Item) -> set[str]:
+    reasons = {SERVER_FIXTURES[name] for name in getattr(item, "fixturenames", ()) if name in SERVER_FIXTURES}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        reasons |= {
+            SERVER_PARAMS[v] for v in callspec.params.values() if isinstance(v, str) and v in SERVER_PARAMS
+        }
+    if item.path.name in SLOW_MODULES:
+        reasons.add(SLOW_MODULES[item.path.name])
+    name = getattr(item, "originalname", item.name)
+    if name in SLOW_TESTS:
+        reasons.add(SLOW_TESTS[name])
+    return reasons
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        reasons = _slow_reasons(item)
+        for reason in sorted(reasons):
+            item.add_marker(reason)
+        if reasons:
+            item.add_marker("slow")
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[dict]:
