@@ -234,7 +234,9 @@ def machine() -> dict:
     )
     mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
     import duckdb
-    import pgserver
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # one pgserver for tests and benchmarks
+    from sparkify_assets_tests import pgserver
 
     try:
         pg = pgserver.version()
@@ -461,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
             r["one_day_alone"] = measure("_sensor_run", work, env=alone_home, warehouse=alone, **day_opts)
 
         if not args.skip_postgres:
-            import pgserver
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from sparkify_assets_tests import pgserver
 
             with pgserver.throwaway_server() as server:
                 print("3/4 sparkify run on PostgreSQL", file=sys.stderr)

@@ -20,6 +20,7 @@ from sparkify_assets.infra.jobs import INFRA_JOBS
 from sparkify_assets.infra.resources import build_infra_resources
 from sparkify_assets.infra.settings import saved_iam_role, saved_warehouse_url
 from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets_tests.infra_support import role_exists
 
 PASSWORD = "Zq7-Sparkify-Pw-91x"
 _ports = itertools.count(5440)
@@ -82,15 +83,6 @@ def rules_on(port: int) -> list[dict]:
         if perm.get("FromPort") == port
         for r in perm.get("IpRanges", []) + perm.get("Ipv6Ranges", [])
     ]
-
-
-def role_exists(name: str) -> bool:
-    try:
-        boto3.client("iam").get_role(RoleName=name)
-        return True
-    except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "NoSuchEntity"
-        return False
 
 
 def test_up_status_up_again_down_down_again(infra, capsys):

@@ -15,7 +15,6 @@ import uuid
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from sparkify_assets.cli import main
@@ -27,6 +26,7 @@ from sparkify_assets.infra.settings import (
     resolve_settings,
     saved_warehouse_url,
 )
+from sparkify_assets_tests.infra_support import cluster_exists, role_exists
 
 PASSWORD = "Qx4-Sparkify-Pw-27y"
 _ports = itertools.count(5600)
@@ -83,24 +83,6 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     rc = main(["infra", *args])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
-
-
-def cluster_exists(identifier: str) -> bool:
-    try:
-        boto3.client("redshift").describe_clusters(ClusterIdentifier=identifier)
-        return True
-    except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "ClusterNotFound"
-        return False
-
-
-def role_exists(name: str) -> bool:
-    try:
-        boto3.client("iam").get_role(RoleName=name)
-        return True
-    except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "NoSuchEntity"
-        return False
 
 
 # --- Against moto -------------------------------------------------------------------------

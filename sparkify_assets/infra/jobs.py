@@ -4,7 +4,8 @@ They run the same `up` and `down` as `sparkify infra`, with each step in the run
 mistake or an AWS refusal fails the run with one sentence (a `Failure`), not a stack trace.
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
@@ -49,6 +50,25 @@ def make_clients(
     )
 
 
+T = TypeVar("T")
+
+
+def _run_on_aws(
+    aws_iam: IAMResource,
+    aws_redshift: RedshiftResource,
+    aws_ec2: EC2Resource,
+    redshift_cluster: RedshiftClusterResource,
+    action: Callable[[ops.Clients, InfraSettings], T],
+) -> tuple[T, InfraSettings]:
+    """What both ops do around `up` or `down`: settings and clients, and an InfraError (a user
+    mistake or an AWS refusal) as a one-sentence Failure that retrying would not fix."""
+    try:
+        settings = redshift_cluster.settings()
+        return action(make_clients(aws_iam, aws_redshift, aws_ec2, settings), settings), settings
+    except InfraError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
+
+
 @op(
     description="Create (or complete) the IAM role, the Redshift cluster and its ingress rule; save the endpoint."
 )
@@ -60,10 +80,12 @@ def provision_redshift(
     aws_ec2: EC2Resource,
     redshift_cluster: RedshiftClusterResource,
 ) -> dict[str, Any]:
-    try:
-        settings = redshift_cluster.settings()
-        clients = make_clients(aws_iam, aws_redshift, aws_ec2, settings)
-        state = ops.up(
+    state, settings = _run_on_aws(
+        aws_iam,
+        aws_redshift,
+        aws_ec2,
+        redshift_cluster,
+        lambda clients, settings: ops.up(
             clients,
             settings,
             config.allow_cidr,
@@ -71,9 +93,8 @@ def provision_redshift(
             context.log.info,
             timeout=config.timeout_minutes * 60,
             interval=config.poll_seconds,
-        )
-    except InfraError as exc:
-        raise Failure(description=str(exc), allow_retries=False) from None
+        ),
+    )
     context.add_output_metadata(
         {
             "endpoint": f"{state['host']}:{state['port']}",
@@ -96,19 +117,20 @@ def teardown_redshift(
     aws_ec2: EC2Resource,
     redshift_cluster: RedshiftClusterResource,
 ) -> list[str]:
-    try:
-        settings = redshift_cluster.settings()
-        clients = make_clients(aws_iam, aws_redshift, aws_ec2, settings)
-        removed = ops.down(
+    removed, _ = _run_on_aws(
+        aws_iam,
+        aws_redshift,
+        aws_ec2,
+        redshift_cluster,
+        lambda clients, settings: ops.down(
             clients,
             settings,
             config.final_snapshot,
             context.log.info,
             timeout=config.timeout_minutes * 60,
             interval=config.poll_seconds,
-        )
-    except InfraError as exc:
-        raise Failure(description=str(exc), allow_retries=False) from None
+        ),
+    )
     context.add_output_metadata({"removed": MetadataValue.text(", ".join(removed) or "nothing")})
     return removed
 

@@ -271,15 +271,40 @@ def _create_cluster(clients: Clients, settings: InfraSettings, role_arn: str, ro
         time.sleep(5)
 
 
+def _poll_cluster(
+    clients: Clients,
+    identifier: str,
+    report: Report,
+    timeout: float,
+    interval: float,
+    settled: Callable[[dict | None, float], bool],
+    overdue: Callable[[dict], str],
+    waiting_for: str,
+) -> dict | None:
+    """Look at the cluster every `interval` seconds until `settled` (which may raise) says it is;
+    past `timeout`, raise InfraError with `overdue`'s sentence. Reports the state while waiting."""
+    start = time.monotonic()
+    while True:
+        cluster = find_cluster(clients, identifier)
+        elapsed = time.monotonic() - start
+        if settled(cluster, elapsed):
+            return cluster
+        assert cluster is not None  # `settled` takes a vanished cluster as settled or raises
+        if elapsed >= timeout:
+            raise InfraError(overdue(cluster))
+        report(
+            f"cluster {identifier}: {cluster.get('ClusterStatus', '')}, {elapsed:.0f}s elapsed (waiting {waiting_for})"
+        )
+        time.sleep(interval)
+
+
 def wait_available(
     clients: Clients, settings: InfraSettings, report: Report, timeout: float, interval: float
 ) -> dict:
     """Poll until the cluster is available with an endpoint, reporting its state as it goes."""
     identifier = settings.cluster_identifier
-    start = time.monotonic()
-    while True:
-        cluster = find_cluster(clients, identifier)
-        elapsed = time.monotonic() - start
+
+    def available(cluster: dict | None, elapsed: float) -> bool:
         if cluster is None:
             raise InfraError(
                 f"The cluster {identifier} disappeared while starting: run `sparkify infra up` again."
@@ -287,19 +312,25 @@ def wait_available(
         state = cluster.get("ClusterStatus", "")
         if state.startswith("available") and (cluster.get("Endpoint") or {}).get("Address"):
             report(f"cluster {identifier}: available after {elapsed:.0f}s")
-            return cluster
+            return True
         if not state.startswith(_TRANSIENT):
             raise InfraError(
                 f"The cluster {identifier} is {state!r} rather than starting: look at it in the Redshift "
                 "console, or run `sparkify infra down` and `up` again."
             )
-        if elapsed >= timeout:
-            raise InfraError(
-                f"The cluster {identifier} is still {state} after {timeout / 60:.0f} minutes: "
-                "`sparkify infra status` shows when it is ready, and `sparkify infra up` then finishes the setup."
-            )
-        report(f"cluster {identifier}: {state}, {elapsed:.0f}s elapsed (waiting for available)")
-        time.sleep(interval)
+        return False
+
+    def overdue(cluster: dict) -> str:
+        return (
+            f"The cluster {identifier} is still {cluster.get('ClusterStatus', '')} after {timeout / 60:.0f} minutes: "
+            "`sparkify infra status` shows when it is ready, and `sparkify infra up` then finishes the setup."
+        )
+
+    cluster = _poll_cluster(
+        clients, identifier, report, timeout, interval, available, overdue, "for available"
+    )
+    assert cluster is not None
+    return cluster
 
 
 def ensure_cluster(
@@ -475,22 +506,19 @@ def wait_gone(
     clients: Clients, settings: InfraSettings, report: Report, timeout: float, interval: float
 ) -> None:
     identifier = settings.cluster_identifier
-    start = time.monotonic()
-    while True:
-        cluster = find_cluster(clients, identifier)
-        elapsed = time.monotonic() - start
+
+    def gone(cluster: dict | None, elapsed: float) -> bool:
         if cluster is None:
             report(f"cluster {identifier}: deleted after {elapsed:.0f}s")
-            return
-        if elapsed >= timeout:
-            raise InfraError(
-                f"The cluster {identifier} is still {cluster.get('ClusterStatus')} after {timeout / 60:.0f} "
-                "minutes: run `sparkify infra down` again later to finish."
-            )
-        report(
-            f"cluster {identifier}: {cluster.get('ClusterStatus')}, {elapsed:.0f}s elapsed (waiting until gone)"
+        return cluster is None
+
+    def overdue(cluster: dict) -> str:
+        return (
+            f"The cluster {identifier} is still {cluster.get('ClusterStatus')} after {timeout / 60:.0f} "
+            "minutes: run `sparkify infra down` again later to finish."
         )
-        time.sleep(interval)
+
+    _poll_cluster(clients, identifier, report, timeout, interval, gone, overdue, "until gone")
 
 
 def _delete_role(clients: Clients, name: str, report: Report) -> None:
@@ -510,6 +538,89 @@ def _delete_role(clients: Clients, name: str, report: Report) -> None:
     report(f"role {name}: policies removed and role deleted")
 
 
+def _check_snapshot_name(final_snapshot: str | None) -> None:
+    """Redshift's rule for a snapshot identifier, checked before anything is deleted."""
+    if final_snapshot is not None and not (
+        final_snapshot[:1].isalpha()
+        and all(c.isalnum() or c == "-" for c in final_snapshot)
+        and "--" not in final_snapshot
+        and not final_snapshot.endswith("-")
+        and len(final_snapshot) <= 255
+    ):
+        raise InfraError(
+            f"The snapshot name {final_snapshot!r} is invalid: use letters, digits and single hyphens, "
+            "starting with a letter."
+        )
+
+
+def _saved_state_of(settings: InfraSettings) -> dict | None:
+    """The state file, when it is about this cluster (another cluster's file is not ours to use)."""
+    saved = read_state(settings.state_path)
+    if saved and saved.get("cluster_identifier", settings.cluster_identifier) != settings.cluster_identifier:
+        return None
+    return saved
+
+
+def _delete_cluster(
+    clients: Clients,
+    settings: InfraSettings,
+    cluster: dict,
+    final_snapshot: str | None,
+    report: Report,
+    timeout: float,
+    interval: float,
+) -> None:
+    """Delete the cluster (unless it is being deleted already) and wait until it is gone."""
+    identifier = settings.cluster_identifier
+    if cluster.get("ClusterStatus") != "deleting":
+        kwargs: dict[str, Any] = {"ClusterIdentifier": identifier}
+        if final_snapshot:
+            # AWS's default is False already; moto needs it said to take the snapshot.
+            kwargs["SkipFinalClusterSnapshot"] = False
+            kwargs["FinalClusterSnapshotIdentifier"] = final_snapshot
+        else:
+            kwargs["SkipFinalClusterSnapshot"] = True
+        with aws_errors(f"delete the cluster {identifier}", "redshift:DeleteCluster"):
+            clients.redshift.delete_cluster(**kwargs)
+        kept = f"final snapshot {final_snapshot} kept" if final_snapshot else "no final snapshot"
+        report(f"cluster {identifier}: deleting ({kept})")
+    wait_gone(clients, settings, report, timeout, interval)
+
+
+def _delete_role_if_ours(clients: Clients, settings: InfraSettings, report: Report) -> list[str]:
+    role = find_role(clients, settings.role_name)
+    if role is None:
+        report(f"role {settings.role_name}: none")
+    elif not _ours(role.get("Tags")):
+        report(f"role {settings.role_name}: not created by sparkify, left alone")
+    else:
+        _delete_role(clients, settings.role_name, report)
+        return [f"role {settings.role_name}"]
+    return []
+
+
+def _close_ingress(clients: Clients, groups: list[str], ports: set[int], report: Report) -> list[str]:
+    """Revoke the ingress rules sparkify opened on these ports of these security groups."""
+    if not groups:
+        try:
+            groups = [default_security_group(clients, None)]
+        except InfraError:
+            groups = []  # no default VPC: sparkify cannot have opened a rule there, nothing to close
+    rules = [r for port in sorted(ports) for r in ingress_rules(clients, groups, port) if r.ours]
+    removed = []
+    for rule in dict.fromkeys(rules):
+        with aws_errors(f"close the ingress rule for {rule.cidr}", "ec2:RevokeSecurityGroupIngress"):
+            clients.ec2.revoke_security_group_ingress(
+                GroupId=rule.group_id,
+                IpPermissions=[
+                    _permission(rule.cidr, rule.from_port, rule.to_port, rule.protocol, describe=False)
+                ],
+            )
+        report(f"ingress: closed {rule.cidr} in {rule.group_id}")
+        removed.append(f"ingress {rule.cidr}")
+    return removed
+
+
 def down(
     clients: Clients,
     settings: InfraSettings,
@@ -523,22 +634,11 @@ def down(
     Returns what was removed; an empty list means there was nothing to tear down.
     """
     identifier = settings.cluster_identifier
-    if final_snapshot is not None and not (
-        final_snapshot[:1].isalpha()
-        and all(c.isalnum() or c == "-" for c in final_snapshot)
-        and "--" not in final_snapshot
-        and not final_snapshot.endswith("-")
-        and len(final_snapshot) <= 255
-    ):
-        raise InfraError(
-            f"The snapshot name {final_snapshot!r} is invalid: use letters, digits and single hyphens, "
-            "starting with a letter."
-        )
+    _check_snapshot_name(final_snapshot)
     removed: list[str] = []
-    saved = read_state(settings.state_path)
-    if saved and saved.get("cluster_identifier", identifier) != identifier:
-        saved = None
+    saved = _saved_state_of(settings)
     cluster = find_cluster(clients, identifier)
+    # The ingress rules to close: on the saved and the live port, in the saved and the live groups.
     groups: list[str] = []
     ports = {settings.port}
     if saved:
@@ -554,49 +654,12 @@ def down(
         groups += [g for g in cluster_security_groups(clients, cluster) if g not in groups]
         if (cluster.get("Endpoint") or {}).get("Port"):
             ports.add(int(cluster["Endpoint"]["Port"]))
-        if cluster.get("ClusterStatus") != "deleting":
-            kwargs: dict[str, Any] = {"ClusterIdentifier": identifier}
-            if final_snapshot:
-                # AWS's default is False already; moto needs it said to take the snapshot.
-                kwargs["SkipFinalClusterSnapshot"] = False
-                kwargs["FinalClusterSnapshotIdentifier"] = final_snapshot
-            else:
-                kwargs["SkipFinalClusterSnapshot"] = True
-            with aws_errors(f"delete the cluster {identifier}", "redshift:DeleteCluster"):
-                clients.redshift.delete_cluster(**kwargs)
-            kept = f"final snapshot {final_snapshot} kept" if final_snapshot else "no final snapshot"
-            report(f"cluster {identifier}: deleting ({kept})")
-        wait_gone(clients, settings, report, timeout, interval)
+        _delete_cluster(clients, settings, cluster, final_snapshot, report, timeout, interval)
         removed.append(f"cluster {identifier}")
     else:
         report(f"cluster {identifier}: none")
-
-    role = find_role(clients, settings.role_name)
-    if role is None:
-        report(f"role {settings.role_name}: none")
-    elif not _ours(role.get("Tags")):
-        report(f"role {settings.role_name}: not created by sparkify, left alone")
-    else:
-        _delete_role(clients, settings.role_name, report)
-        removed.append(f"role {settings.role_name}")
-
-    if not groups:
-        try:
-            groups = [default_security_group(clients, None)]
-        except InfraError:
-            groups = []  # no default VPC: sparkify cannot have opened a rule there, nothing to close
-    rules = [r for port in sorted(ports) for r in ingress_rules(clients, groups, port) if r.ours]
-    for rule in dict.fromkeys(rules):
-        with aws_errors(f"close the ingress rule for {rule.cidr}", "ec2:RevokeSecurityGroupIngress"):
-            clients.ec2.revoke_security_group_ingress(
-                GroupId=rule.group_id,
-                IpPermissions=[
-                    _permission(rule.cidr, rule.from_port, rule.to_port, rule.protocol, describe=False)
-                ],
-            )
-        report(f"ingress: closed {rule.cidr} in {rule.group_id}")
-        removed.append(f"ingress {rule.cidr}")
-
+    removed += _delete_role_if_ours(clients, settings, report)
+    removed += _close_ingress(clients, groups, ports, report)
     if saved is not None and forget_state(settings.state_path):
         report(f"saved endpoint {settings.state_path}: removed")
     if not removed:

@@ -17,7 +17,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -180,9 +180,8 @@ def _int(value: str, what: str, low: int, high: int) -> int:
     return number
 
 
-def resolve_settings(given: Mapping[str, str | None], cfg_path: str | Path | None = None) -> InfraSettings:
-    """Settings from `given` (environment or resource config), then dwh.cfg, then defaults; validated."""
-    cfg = read_dwh_cfg(cfg_path)
+def _picker(given: Mapping[str, str | None], cfg: Mapping) -> Callable[[str], str | None]:
+    """A setting by name: from `given` when set there, else from dwh.cfg's keys, else its default."""
 
     def pick(name: str) -> str | None:
         value = given.get(name)
@@ -194,14 +193,29 @@ def resolve_settings(given: Mapping[str, str | None], cfg_path: str | Path | Non
                 return cfg[key]
         return default
 
-    identifier = (pick("cluster_identifier") or "").lower()
+    return pick
+
+
+def _matching(value: str, pattern: str, mistake: str) -> str:
+    """`value` when it matches `pattern` whole, else an InfraError that names it and says `mistake`."""
+    if not re.fullmatch(pattern, value):
+        raise InfraError(mistake.format(value=repr(value)))
+    return value
+
+
+def _cluster_identifier(identifier: str) -> str:
     if not re.fullmatch(r"[a-z](?!.*--)[a-z0-9-]{0,62}", identifier) or identifier.endswith("-"):
         raise InfraError(
             f"The cluster identifier {identifier!r} is invalid: use 1 to 63 lower-case letters, digits and "
             "single hyphens, starting with a letter and not ending with a hyphen."
         )
-    num_nodes = _int(pick("num_nodes") or "1", "number of nodes", 1, 128)
-    cluster_type = (pick("cluster_type") or ("multi-node" if num_nodes > 1 else "single-node")).lower()
+    return identifier
+
+
+def _cluster_shape(cluster_type: str | None, nodes: str | None) -> tuple[str, int]:
+    """The cluster type and node count, which must agree (single-node is 1 node, multi-node 2+)."""
+    num_nodes = _int(nodes or "1", "number of nodes", 1, 128)
+    cluster_type = (cluster_type or ("multi-node" if num_nodes > 1 else "single-node")).lower()
     if cluster_type not in ("single-node", "multi-node"):
         raise InfraError(f"The cluster type must be single-node or multi-node, not {cluster_type!r}.")
     if cluster_type == "single-node" and num_nodes != 1:
@@ -212,17 +226,31 @@ def resolve_settings(given: Mapping[str, str | None], cfg_path: str | Path | Non
         raise InfraError(
             "A multi-node cluster needs at least 2 nodes: raise the number of nodes or use single-node."
         )
-    db_name = (pick("db_name") or "").lower()
-    if not re.fullmatch(r"[a-z_][a-z0-9_$]{0,63}", db_name):
-        raise InfraError(f"The database name {db_name!r} is invalid: use lower-case letters, digits and '_'.")
-    db_user = (pick("db_user") or "").lower()
-    if not re.fullmatch(r"[a-z_][a-z0-9_$]{0,127}", db_user):
-        raise InfraError(f"The database user {db_user!r} is invalid: use lower-case letters, digits and '_'.")
-    role_name = pick("role_name") or ""
-    if not re.fullmatch(r"[\w+=,.@-]{1,64}", role_name):
-        raise InfraError(
-            f"The IAM role name {role_name!r} is invalid: use up to 64 letters, digits and +=,.@_-."
-        )
+    return cluster_type, num_nodes
+
+
+def resolve_settings(given: Mapping[str, str | None], cfg_path: str | Path | None = None) -> InfraSettings:
+    """Settings from `given` (environment or resource config), then dwh.cfg, then defaults; validated."""
+    cfg = read_dwh_cfg(cfg_path)
+    pick = _picker(given, cfg)
+    identifier = _cluster_identifier((pick("cluster_identifier") or "").lower())
+    cluster_type, num_nodes = _cluster_shape(pick("cluster_type"), pick("num_nodes"))
+    names = "use lower-case letters, digits and '_'."
+    db_name = _matching(
+        (pick("db_name") or "").lower(),
+        r"[a-z_][a-z0-9_$]{0,63}",
+        "The database name {value} is invalid: " + names,
+    )
+    db_user = _matching(
+        (pick("db_user") or "").lower(),
+        r"[a-z_][a-z0-9_$]{0,127}",
+        "The database user {value} is invalid: " + names,
+    )
+    role_name = _matching(
+        pick("role_name") or "",
+        r"[\w+=,.@-]{1,64}",
+        "The IAM role name {value} is invalid: use up to 64 letters, digits and +=,.@_-.",
+    )
     lake_urls = [given["lake_url"]] if given.get("lake_url") else []
     lake_urls += [cfg[("S3", key)] for key in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH") if ("S3", key) in cfg]
     return InfraSettings(
