@@ -62,36 +62,54 @@ def rebuild_tables(warehouse, names: list[str], partial: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sparkify_assets.graceful_stop import stop_on_signals
+
+    # Ctrl-C and SIGTERM stop a waiting or running load within seconds (graceful_stop).
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from sparkify_assets import progress
+    from sparkify_assets import config, progress
     from sparkify_assets.definitions import defs
-    from sparkify_assets.runner import failures, lake_range, load_days, open_resource, run_load
+    from sparkify_assets.runner import (
+        failures,
+        hold_warehouse,
+        lake_range,
+        load_days,
+        open_resource,
+        run_load,
+    )
 
-    # Configuration mistakes (a bad URL scheme, a missing lake) end here in one line, not once per step.
+    # Configuration mistakes (a bad setting, URL or lake) end here in one line, not once per step.
+    config.check_settings()
     warehouse = open_resource(defs, "warehouse")
     lake_first, lake_last = lake_range(defs)
     first, last, days = load_days(defs, args.start, args.end)  # before the warehouse is touched
-    warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
-    if args.rebuild:
-        rebuild_tables(warehouse, args.rebuild, partial=bool(args.start or args.end))
-    print(
-        f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); "
-        f"loading {first} to {last} ({days} day{'' if days == 1 else 's'} with a log file)"
-    )
-    print(f"warehouse: {warehouse.describe()}", flush=True)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    # A bar over the bytes staged when a person watches; plain lines in a log or a pipe.
-    progress.show_bars(sys.stdout if sys.stdout.isatty() else None)
-    try:
-        result = run_load(defs, first, last, instance, progress=sys.stdout)
-    finally:
-        progress.show_bars(None)
-    for line in failures(result):
-        print(line, file=sys.stderr)
-    if not result.success:
-        return 1
-    print_counts(warehouse, header=False)
+    # One run at a time per warehouse, whoever started the other (resources/warehouse_lock.py).
+    with hold_warehouse(defs, instance, wait=not args.no_wait, say=lambda line: print(line, flush=True)):
+        warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
+        if args.rebuild:
+            rebuild_tables(warehouse, args.rebuild, partial=bool(args.start or args.end))
+        print(
+            f"lake: {open_resource(defs, 'lake').url} (logs from {lake_first} to {lake_last}); "
+            f"loading {first} to {last} ({days} day{'' if days == 1 else 's'} with a log file)"
+        )
+        print(f"warehouse: {warehouse.describe()}", flush=True)
+        # A bar over the bytes staged when a person watches; plain lines in a log or a pipe.
+        progress.show_bars(sys.stdout if sys.stdout.isatty() else None)
+        try:
+            result = run_load(defs, first, last, instance, progress=sys.stdout)
+        finally:
+            progress.show_bars(None)
+        for line in failures(result):
+            print(line, file=sys.stderr)
+        if not result.success:
+            return 1
+        print_counts(warehouse, header=False)
     return 0
 
 
@@ -122,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TABLE",
         help="drop TABLE first and rebuild it from the lake (for a table whose columns differ from tables.py)",
     )
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if another run is writing the warehouse, stop at once (exit 1) instead of waiting for it",
+    )
     run.set_defaults(func=cmd_run)
 
     tables = sub.add_parser(
@@ -145,16 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sparkify_assets.query import NothingLoaded
     from sparkify_assets.resources.lake import LakeError
-    from sparkify_assets.resources.warehouse import WarehouseError
+    from sparkify_assets.resources.warehouse import WarehouseBusy, WarehouseError
 
     try:
         return args.func(args)
     except NothingLoaded as exc:
         print(exc, file=sys.stderr)
         return 1
-    except (LakeError, WarehouseError, ValueError) as exc:
+    except (LakeError, WarehouseError, WarehouseBusy, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("stopped: no run was left half-done; every table is whole", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Each setting comes from, in order: its environment variable; the Redshift cluste
 `sparkify infra up` saved (.sparkify/redshift.json); a seed-style dwh.cfg (SPARKIFY_DWH_CFG or
 ./dwh.cfg), so users of the classic scripts keep their file; the embedded default.
 
+Every setting is validated when it is read: a bad value ends in one sentence naming the variable
+and the forms it takes (`check_settings` reads them all, for `sparkify run` to refuse at once).
+
 Secrets stay out of the Dagster config: passwords reach the resources as `EnvVar`s (the UI shows
 the variable's name, never its value) or are read from dwh.cfg only when a connection is opened.
 """
@@ -15,9 +18,10 @@ from urllib.parse import urlsplit
 
 from dagster import EnvVar
 
+from sparkify_assets import env_settings
 from sparkify_assets.infra.settings import dwh_cfg_path, read_dwh_cfg, saved_iam_role, saved_warehouse_url
 from sparkify_assets.resources.lake import LakeResource
-from sparkify_assets.resources.warehouse import DEFAULT_DUCKDB_PATH, WarehouseResource
+from sparkify_assets.resources.warehouse import DEFAULT_DUCKDB_PATH, WarehouseResource, open_warehouse
 
 WAREHOUSE_URL = "SPARKIFY_WAREHOUSE_URL"
 WAREHOUSE_PASSWORD = "SPARKIFY_WAREHOUSE_PASSWORD"
@@ -54,18 +58,29 @@ def _cfg_lake_url(cfg: dict[tuple[str, str], str]) -> str | None:
 
 
 def warehouse_url() -> str:
-    """The warehouse URL in force (no password in it unless the user put one there)."""
-    return (
+    """The warehouse URL in force (no password in it unless the user put one there), checked for
+    a form open_warehouse takes (a WarehouseError naming the accepted forms if not)."""
+    url = (
         os.environ.get(WAREHOUSE_URL)
         or saved_warehouse_url()
         or _cfg_warehouse_url(_cfg())
         or f"duckdb://{DEFAULT_DUCKDB_PATH}"
     )
+    open_warehouse(url)  # parses only: nothing is opened or created
+    return url
+
+
+def check_settings() -> None:
+    """Read every setting a run uses, so a bad one stops `sparkify run` in one line before any step."""
+    warehouse_url()
+    env_settings.parse_workers()
+    env_settings.duckdb_memory_limit()
 
 
 def warehouse_resource() -> WarehouseResource:
     cfg = _cfg()
     path = dwh_cfg_path()
+    warehouse_url()  # validated when read, even though the resource reads it again through EnvVar
     return WarehouseResource(
         url=_env(WAREHOUSE_URL) or warehouse_url(),
         password=_env(WAREHOUSE_PASSWORD),

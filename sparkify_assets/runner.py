@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import TextIO
 
@@ -20,6 +22,20 @@ def open_resource(defs: Definitions, key: str):
     """Open the warehouse or lake of `defs` outside a run, resolving its EnvVars as a run would."""
     with build_resources({key: defs.resources[key]}) as resources:
         return getattr(resources, key).open()
+
+
+@contextmanager
+def hold_warehouse(
+    defs: Definitions,
+    instance: DagsterInstance | None,
+    wait: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold the warehouse's run lock around a whole run started here (the run's own resource
+    takes it again, re-entrantly): waiting happens before the run, where Ctrl-C can stop it."""
+    with build_resources({"warehouse": defs.resources["warehouse"]}) as resources:
+        with resources.warehouse.lock(wait=wait, say=say, instance=instance):
+            yield
 
 
 def lake_range(defs: Definitions) -> tuple[date, date]:

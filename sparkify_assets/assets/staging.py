@@ -24,6 +24,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
 from sparkify_assets.checks import whole_file_rejects_sql
+from sparkify_assets.env_settings import parse_workers
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
@@ -46,6 +47,7 @@ from sparkify_assets.tables import (
     STAGING_SONGS,
     Table,
 )
+from sparkify_assets.worker_lifetime import die_with_parent
 
 REJECT_SAMPLE = 10
 INVENTORY_SAMPLE = 10
@@ -56,9 +58,8 @@ KINDS = {"python"}
 
 def _workers() -> int:
     """Parser processes: SPARKIFY_PARSE_WORKERS, else one per core (at most 2: the main process
-    reads files and inserts into the warehouse meanwhile)."""
-    configured = os.environ.get("SPARKIFY_PARSE_WORKERS")
-    return int(configured) if configured else min(2, os.cpu_count() or 1)
+    reads files and inserts into the warehouse meanwhile); validated in env_settings."""
+    return parse_workers()
 
 
 @contextmanager
@@ -69,7 +70,13 @@ def _parse_pool(files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | N
     if workers < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
         yield None, 1
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # Workers die with this process, whatever kills it (worker_lifetime).
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         yield pool, workers
 
 

@@ -3,13 +3,14 @@
 `WarehouseResource` is what assets and checks receive; `open()` turns its URL into a backend.
 Every unit of work runs in one transaction on a connection opened for it and closed after it,
 so a failed run leaves the warehouse as it was, and nothing (the UI, a sensor) holds DuckDB's
-single-writer lock longer than a step needs it.
+single-writer lock longer than a step needs it. A whole run holds the warehouse's run lock
+(`warehouse_lock.py`): runs that write one warehouse never overlap, whoever starts them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -18,19 +19,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from pydantic import Field
 
 from sparkify_assets import dialect
+from sparkify_assets.env_settings import DUCKDB_MEMORY_LIMIT, duckdb_memory_limit
+from sparkify_assets.resources import warehouse_lock
+from sparkify_assets.resources.warehouse_lock import Holder, LockError, WarehouseBusy
 from sparkify_assets.tables import Table
 
 DEFAULT_DUCKDB_PATH = Path(".sparkify") / "sparkify.duckdb"
-DUCKDB_MEMORY_LIMIT = "1GB"
+# The run locks of server warehouses (one file per host:port/database); a DuckDB file's lock is
+# beside it. In the home folder, so `dagster dev` and `sparkify run` started anywhere share it.
+SERVER_LOCK_DIR = Path.home() / ".sparkify" / "locks"
+# A connection DuckDB refuses because another process has the file open (a `sparkify query`, a
+# notebook) is retried this long: such readers are brief, and a run should not fail for them.
+DUCKDB_BUSY_SECONDS = 10.0
 T = TypeVar("T")
+__all__ = ["Holder", "LockError", "WarehouseBusy", "WarehouseError", "WarehouseResource", "open_warehouse"]
 
 
 class WarehouseError(RuntimeError):
@@ -44,6 +54,23 @@ class LiveColumn:
     name: str
     type: str  # data_type, with character_maximum_length as "(n)" when set
     nullable: bool
+
+
+# Causes in the environment, not in the data or the SQL: (text in the driver's error, what it means).
+_ENVIRONMENT_CAUSES = (
+    ("no space left on device", "the disk is full"),
+    ("disk quota exceeded", "the disk quota is exceeded"),
+    ("could not extend file", "the disk is full"),
+    ("out of memory", "it ran out of memory"),
+    ("permission denied", "permission was denied"),
+    ("read-only file system", "the file system is read-only"),
+)
+
+
+def environment_cause(exc: BaseException) -> str | None:
+    """What in the machine stopped the warehouse (full disk, memory, permissions), or None."""
+    text = str(exc).lower()
+    return next((meaning for phrase, meaning in _ENVIRONMENT_CAUSES if phrase in text), None)
 
 
 class Session(ABC):
@@ -129,6 +156,19 @@ class Warehouse(ABC):
     def describe(self) -> str:
         """Where the warehouse is, for logs and metadata: never the password."""
 
+    @abstractmethod
+    def lock_path(self) -> Path:
+        """The file whose OS lock a run holds while it writes this warehouse."""
+
+    def hold(self, *, wait: bool = True, say: Callable[[str], None] | None = None, run_id: str | None = None):
+        """Context manager: hold this warehouse's run lock (see warehouse_lock.hold). Waits for
+        the holder (telling `say` once) or, with wait=False, raises WarehouseBusy. Yields the
+        previous holder if it died holding the lock, else None."""
+        try:
+            return warehouse_lock.hold(self.lock_path(), self.describe(), wait=wait, say=say, run_id=run_id)
+        except LockError as exc:
+            raise WarehouseError(str(exc)) from None
+
     def query(self, sql: str) -> list[tuple]:
         with self.transaction() as tx:
             return tx.query(dialect.render(sql, self.dialect))
@@ -183,43 +223,94 @@ class DuckDBWarehouse(Warehouse):
     def describe(self) -> str:
         return f"duckdb://{self.path.absolute()}"
 
+    def lock_path(self) -> Path:
+        return self.path.absolute().with_name(self.path.name + ".lock")
+
+    def hold(self, **kwargs):
+        self.create_folder()  # the lock file lives beside the database
+        return super().hold(**kwargs)
+
+    def create_folder(self) -> None:
+        """The warehouse's folder, or one sentence on why it cannot be made."""
+        try:
+            self.path.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(
+                f"Cannot create the folder {self.path.absolute().parent} for the DuckDB warehouse "
+                f"({exc.strerror or exc}): set SPARKIFY_WAREHOUSE_URL to duckdb:///a/writable/path.duckdb."
+            ) from None
+
     def connect(self, read_only: bool = False):
         import duckdb
 
         if read_only and not self.path.exists():
             raise WarehouseError(f"No DuckDB warehouse at {self.path} yet: run `sparkify run` first.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(self.path), read_only=read_only, config=self._config())
-        except duckdb.IOException as exc:
-            msg = str(exc)
-            if "lock" in msg.lower():
-                holder = re.search(r"PID (\d+)", msg)
-                who = f" (held by process {holder.group(1)})" if holder else ""
-                raise WarehouseError(
-                    f"The DuckDB warehouse {self.path} is locked by another process{who}; DuckDB allows "
-                    "one writer at a time: wait for that run to finish or stop it."
-                ) from None
-            raise WarehouseError(f"Cannot open the DuckDB warehouse {self.path}: {msg}") from None
-        return con
+        self.create_folder()
+        config = self._config()
+        deadline = time.monotonic() + DUCKDB_BUSY_SECONDS
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except duckdb.Error as exc:
+                msg = str(exc)
+                if "lock" in msg.lower() and isinstance(exc, duckdb.IOException):
+                    if time.monotonic() < deadline:
+                        time.sleep(0.25)
+                        continue
+                    holder = re.search(r"PID (\d+)", msg)
+                    who = f" (process {holder.group(1)})" if holder else ""
+                    raise WarehouseError(
+                        f"The DuckDB warehouse {self.path} is locked by another process{who}: DuckDB lets one "
+                        "process at a time open it for writing, so that process must close it (or be stopped) first."
+                    ) from None
+                raise WarehouseError(self._explain(exc, "Cannot open")) from None
+
+    def _explain(self, exc: BaseException, doing: str) -> str:
+        """One line for a DuckDB error whose cause is the machine: disk, memory, permissions."""
+        cause = environment_cause(exc)
+        detail = _first_line(exc)
+        if cause is None:
+            return f"{doing} the DuckDB warehouse {self.path}: {detail}"
+        advice = {
+            "it ran out of memory": f"raise {DUCKDB_MEMORY_LIMIT} (now {self._config()['memory_limit']}) "
+            "or free memory, then run again",
+            "permission was denied": f"check that this user may write {self.path.absolute().parent}",
+            "the file system is read-only": f"move the warehouse off the read-only {self.path.absolute().parent}",
+        }.get(
+            cause,
+            f"free space in {self.path.absolute().parent} (the warehouse and its .tmp spill folder), then run again",
+        )
+        return f"{doing} the DuckDB warehouse {self.path}: {cause} ({detail}); {advice}."
 
     def _config(self) -> dict[str, str]:
         """Cap DuckDB's memory (SPARKIFY_DUCKDB_MEMORY_LIMIT, default 1GB: its own default is 80%
         of the machine) and let big transforms spill to a folder beside the database instead."""
         return {
-            "memory_limit": os.environ.get("SPARKIFY_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT),
+            "memory_limit": duckdb_memory_limit(),
             "temp_directory": str(self.path.with_name(self.path.name + ".tmp")),
         }
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        import duckdb
+
         con = self.connect()
         try:
             con.begin()
             yield _DuckDBSession(con)
             con.commit()
-        except BaseException:
-            con.rollback()
+        except BaseException as exc:
+            try:
+                con.rollback()
+            except duckdb.Error:
+                # DuckDB already ended a transaction that failed to write or commit ("cannot
+                # rollback - no transaction is active"): the error to report is the first one.
+                pass
+            if isinstance(exc, duckdb.Error) and environment_cause(exc):
+                raise WarehouseError(
+                    self._explain(exc, "Writing to")
+                    + " The transaction was rolled back: the tables are as before."
+                ) from None
             raise
         finally:
             con.close()
@@ -303,6 +394,11 @@ class PostgresWarehouse(Warehouse):
         scheme = "redshift" if self.dialect == "redshift" else "postgresql"
         return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
 
+    def lock_path(self) -> Path:
+        # One lock per server and database (not per user: two users' runs overlap just the same).
+        where = f"{self.host.lower()}:{self.port}/{self.database}"
+        return SERVER_LOCK_DIR / f"{hashlib.sha256(where.encode()).hexdigest()[:20]}.lock"
+
     def connect(self):
         import psycopg2
 
@@ -354,12 +450,18 @@ class PostgresWarehouse(Warehouse):
         try:
             yield _PostgresSession(con, self.dialect)
             con.commit()
-        except BaseException:
+        except BaseException as exc:
             if not con.closed:
                 try:
                     con.rollback()
                 except Exception:  # the connection died with the transaction: nothing to undo
                     pass
+            cause = environment_cause(exc) if getattr(exc, "pgcode", None) else None
+            if cause:
+                raise WarehouseError(
+                    f"Writing to the warehouse {self.describe()} failed: {cause} on the server "
+                    f"({_first_line(exc)}). The transaction was rolled back: the tables are as before."
+                ) from None
             raise
         finally:
             con.close()
@@ -374,42 +476,79 @@ class RedshiftWarehouse(PostgresWarehouse):
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redshift": 5439}
 
 
+URL_FORMS = (
+    "duckdb:///abs/path/file.duckdb, duckdb://relative/path/file.duckdb, a bare path/file.duckdb, "
+    "postgresql://user@host:port/db or redshift://user@host:5439/db"
+)
+# scheme://[user[:password]@]host[:port]/database[?query]. The user information runs to the last
+# "@", so a password holding "/", "#", "?" or "@" still parses (it is percent-decoded as well).
+_SERVER_URL = re.compile(
+    r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?P<host>\[[^\]]+\]|[^:/?#@]+)(?::(?P<port>[^/?#]*))?"
+    r"(?:/(?P<database>[^?#]*))?(?:\?(?P<query>[^#]*))?(?:#.*)?$",
+    re.S,
+)
+
+
+def _scheme(url: str) -> str:
+    found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+    return found.group(1).lower() if found else ""
+
+
 def open_warehouse(url: str, password: str | None = None, sslmode: str | None = None) -> Warehouse:
-    """Build the backend named by a warehouse URL (DESIGN.md section 3).
+    """Build the backend named by a warehouse URL (DESIGN.md section 3); nothing is opened yet.
 
     `duckdb:///abs/path.duckdb` is absolute; `duckdb://rel/path.duckdb` is relative to the
-    working directory, like a bare `path.duckdb`.
+    working directory, like a bare `path.duckdb`. A password in a server URL is percent-decoded;
+    `password` (SPARKIFY_WAREHOUSE_PASSWORD) wins over it.
     """
     url = url.strip()
-    if url.endswith(".duckdb") and "://" not in url:
+    scheme = _scheme(url)
+    if (
+        scheme
+        and not url[len(scheme) + 1 :].startswith("//")
+        and (scheme in _DEFAULT_PORTS or scheme == "duckdb")
+    ):
+        # `duckdb:/tmp/x.duckdb` would otherwise be a relative path under a folder named "duckdb:".
+        shown = url if scheme == "duckdb" else f"{scheme}:/…"  # a server URL may hold a password
+        raise WarehouseError(
+            f"SPARKIFY_WAREHOUSE_URL {shown} needs two slashes after {scheme}: it takes {URL_FORMS}."
+        )
+    if not scheme and url.endswith(".duckdb"):
         return DuckDBWarehouse(Path(url))
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    rest = url[len(scheme) + 3 :]
     if scheme == "duckdb":
-        path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        path = rest.split("?", 1)[0]
         if not path:
             raise WarehouseError(
-                "A duckdb:// warehouse URL needs a file path, e.g. duckdb:///tmp/sparkify.duckdb"
+                f"A duckdb:// warehouse URL needs a file path, e.g. duckdb:///tmp/sparkify.duckdb; "
+                f"SPARKIFY_WAREHOUSE_URL takes {URL_FORMS}."
             )
         return DuckDBWarehouse(Path(unquote(path)))
     if scheme in _DEFAULT_PORTS:
-        if not parts.hostname or not parts.username or not parts.path.strip("/"):
+        parts = _SERVER_URL.match(rest)
+        port = parts and parts["port"]
+        if not parts or not parts["user"] or not (parts["database"] or "").strip("/"):
             raise WarehouseError(
-                f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db"
+                f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db "
+                f"(a password goes in SPARKIFY_WAREHOUSE_PASSWORD, or percent-encoded in the URL)."
+            )
+        if port and not port.isdigit():
+            raise WarehouseError(
+                f"The port in the {scheme}:// warehouse URL must be a number: {scheme}://user@host:port/db."
             )
         cls = RedshiftWarehouse if scheme == "redshift" else PostgresWarehouse
-        sslmode = sslmode or parse_qs(parts.query).get("sslmode", [None])[0]
+        sslmode = sslmode or parse_qs(parts["query"] or "").get("sslmode", [None])[0]
         return cls(
-            host=parts.hostname,
-            port=parts.port or _DEFAULT_PORTS[scheme],
-            user=unquote(parts.username),
-            database=parts.path.strip("/"),
-            password=password or (unquote(parts.password) if parts.password else None),
+            host=parts["host"].strip("[]"),
+            port=int(port) if port else _DEFAULT_PORTS[scheme],
+            user=unquote(parts["user"]),
+            database=unquote(parts["database"].strip("/")),
+            password=password or (unquote(parts["password"]) if parts["password"] else None),
             sslmode=sslmode or ("require" if scheme == "redshift" else "prefer"),
         )
     raise WarehouseError(
         f"Unknown warehouse URL scheme {scheme + '://' if scheme else repr(url)}: SPARKIFY_WAREHOUSE_URL "
-        "takes duckdb:///path/file.duckdb, postgresql://user@host:port/db or redshift://user@host:5439/db."
+        f"takes {URL_FORMS}."
     )
 
 
@@ -433,6 +572,34 @@ class WarehouseResource(ConfigurableResource):
         "DB_PASSWORD) is read when connecting",
     )
 
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
+        """A run holds the warehouse's run lock from its start to its end (every step of it, so two
+        runs never interleave), whoever launched it. Opened outside a run (`sparkify tables`,
+        a test reading tables) nothing is locked."""
+        if context.dagster_run is None:
+            yield self
+            return
+        with self.lock(say=context.log.info, run_id=context.run_id, instance=context.instance):
+            yield self
+
+    @contextmanager
+    def lock(
+        self,
+        *,
+        wait: bool = True,
+        say: Callable[[str], None] | None = None,
+        run_id: str | None = None,
+        instance: DagsterInstance | None = None,
+    ) -> Iterator[Holder | None]:
+        """Hold this warehouse's run lock for the block: the one serialiser of runs. Re-entrant in
+        one thread (`sparkify run` holds it around its run, whose resource asks again). A run of
+        `instance` that died holding it (SIGKILL) is marked failed and its pool slots freed."""
+        with self.open().hold(wait=wait, say=say, run_id=run_id) as previous:
+            if previous is not None and previous.run_id and instance is not None:
+                _fail_dead_run(instance, previous, say)
+            yield previous
+
     def open(self) -> Warehouse:
         password = self.password
         if password is None and self.dwh_cfg:
@@ -444,3 +611,19 @@ class WarehouseResource(ConfigurableResource):
             cfg = read_dwh_cfg(self.dwh_cfg)
             password = next((cfg[key] for key in SOURCES["db_password"][1] if key in cfg), None)
         return open_warehouse(self.url, password, self.sslmode)
+
+
+def _fail_dead_run(instance: DagsterInstance, holder: Holder, say: Callable[[str], None] | None) -> None:
+    """A run whose process died holding the warehouse lock stays "started" for good, and keeps any
+    pool slot it had claimed: mark it failed and free its slots, so nothing waits for it."""
+    run = instance.get_run_by_id(holder.run_id or "")
+    if run is None or run.is_finished:
+        return
+    message = f"Run {run.run_id} ended without releasing the warehouse lock: its {holder.describe()} died."
+    try:
+        instance.report_run_failed(run, message=message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    except Exception as exc:  # bookkeeping only: never stop the new run for it
+        message = f"{message} Could not mark it failed: {_first_line(exc)}"
+    if say:
+        say(message)
