@@ -577,10 +577,11 @@ class WarehouseResource(ConfigurableResource):
         """A run holds the warehouse's run lock from its start to its end (every step of it, so two
         runs never interleave), whoever launched it. Opened outside a run (`sparkify tables`,
         a test reading tables) nothing is locked."""
-        if context.dagster_run is None:
+        run = context.run
+        if run is None:
             yield self
             return
-        with self.lock(say=context.log.info, run_id=context.run_id, instance=context.instance):
+        with self.lock(say=context.log.info, run_id=run.run_id, instance=context.instance):
             yield self
 
     @contextmanager
@@ -619,7 +620,7 @@ def _fail_dead_run(instance: DagsterInstance, holder: Holder, say: Callable[[str
     run = instance.get_run_by_id(holder.run_id or "")
     if run is None or run.is_finished:
         return
-    message = f"Run {run.run_id} ended without releasing the warehouse lock: its {holder.describe()} died."
+    message = f"Marked run {run.run_id} failed: its {holder.describe().split(' (')[0]} died holding the warehouse lock."
     try:
         instance.report_run_failed(run, message=message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
