@@ -95,9 +95,14 @@ def read_holder(path: Path) -> Holder | None:
 
 
 def _write(fd: int, holder: Holder | None) -> None:
-    os.ftruncate(fd, 0)
-    if holder is not None:
-        os.pwrite(fd, (json.dumps(holder.__dict__) + "\n").encode(), 0)
+    """Record the holder (None: a clean release). Only advisory, so a full disk is no error here:
+    the lock itself is the kernel's, not the file's contents."""
+    try:
+        os.ftruncate(fd, 0)
+        if holder is not None:
+            os.pwrite(fd, (json.dumps(holder.__dict__) + "\n").encode(), 0)
+    except OSError:
+        pass
 
 
 @contextmanager
@@ -169,9 +174,6 @@ def hold(
             yield previous
         finally:
             del _held()[key]
-            try:
-                _write(fd, None)  # a clean release: nobody died holding it
-            except OSError:
-                pass
+            _write(fd, None)  # a clean release: nobody died holding it
     finally:
         os.close(fd)  # closing the descriptor releases the lock
