@@ -104,6 +104,8 @@ def _root_message(error) -> str:
     """The user's error under Dagster's wrappers, without its class path."""
     if error is None:
         return "step failed"
+    if error.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted (Ctrl-C or SIGTERM); its transaction was rolled back"
     while error.cause is not None:
         error = error.cause
     message = error.message.strip()

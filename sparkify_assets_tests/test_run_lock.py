@@ -286,3 +286,35 @@ def test_sigterm_during_a_run_stops_it_with_the_tables_as_before(tmp_path, big_l
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _snapshot(url) == clean_tables
+
+
+_STUCK = """
+import duckdb
+from sparkify_assets.graceful_stop import stop_on_signals
+
+con = duckdb.connect()
+with stop_on_signals(2.0):
+    print("inside", flush=True)
+    con.execute("SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000) b").fetchall()
+print("returned")
+"""
+
+
+def test_a_statement_that_never_returns_to_python_still_stops():
+    """A signal handler runs only between Python bytecodes; a long DuckDB statement holds the
+    main thread in C. SIGTERM still ends the command, after the grace period, with 128 + 15."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "inside"
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)  # a generous liveness bound
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 30
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "returned" not in out
+    assert "stopping (SIGTERM)" in err
