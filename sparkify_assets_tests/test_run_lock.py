@@ -318,3 +318,30 @@ def test_a_statement_that_never_returns_to_python_still_stops():
     assert proc.returncode == 128 + signal.SIGTERM
     assert "returned" not in out
     assert "stopping (SIGTERM)" in err
+
+
+def test_dagster_asset_materialize_waits_for_the_warehouse_too(tmp_path):
+    """Runs started outside `sparkify run` (here `dagster asset materialize`; the UI and the
+    sensors launch runs the same way) take the lock in the warehouse resource, at the run's start:
+    while another process holds it the run waits, saying so in its log, then completes."""
+    url = f"duckdb://{tmp_path / 'w.duckdb'}"
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sparkify_assets"]
+    cmd += ["--select", "staging_songs"]
+    with hold(tmp_path / "w.duckdb.lock", url):
+        proc = subprocess.Popen(
+            cmd, env=_env(url, home), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "waiting: the warehouse" in line:
+                break
+        assert any("waiting: the warehouse" in line for line in seen), "".join(seen)[-3000:]
+        assert f"in use by process {os.getpid()}" in seen[-1]
+        time.sleep(1)
+        assert proc.poll() is None  # still waiting, not failed
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert open_warehouse(url).query("SELECT COUNT(*) FROM staging_songs") == [(CONTRACT["staging_songs"],)]
