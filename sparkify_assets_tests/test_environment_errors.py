@@ -188,3 +188,24 @@ def test_a_raw_password_with_slash_hash_question_mark_parses():
     )
     assert wh._password == "p/ss#w?rd@x"
     assert "p/ss" not in wh.describe()
+
+
+def test_permission_denied_on_the_server_says_so_in_one_line(pg_server):
+    """A login that may not create tables (PostgreSQL 15 gives PUBLIC no CREATE on schema public)."""
+    import psycopg2
+
+    url = create_database(pg_server)
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    con = psycopg2.connect(host=pg_server["host"], port=pg_server["port"], user="postgres", dbname=database)
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS no_create")
+        cur.execute("CREATE ROLE no_create LOGIN")
+    con.close()
+    with pytest.raises(WarehouseError) as info:
+        open_warehouse(url.replace("postgres@", "no_create@")).run(
+            lambda tx: tx.execute("CREATE TABLE t (a int)")
+        )
+    message = str(info.value)
+    assert "permission was denied" in message and "permission denied for schema public" in message
+    assert "rolled back" in message and "\n" not in message
