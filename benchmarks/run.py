@@ -384,7 +384,7 @@ def report(r: dict) -> str:
         for name in assets:
             out.append(f"  {name:<50}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
         out.append(
-            f"  {f'{len(checks)} other steps (checks, analytics)':<50}"
+            f"  {f'{len(checks)} other steps (analytics; checks if steps)':<50}"
             + "".join(f"{sum(r[k]['steps'].get(n, 0) for n in checks):14.2f}" for k in steps)
         )
         slowest = sorted(checks, key=lambda n: -r[steps[0]]["steps"].get(n, 0))[:5]

@@ -13,6 +13,11 @@ def _pools() -> dict[str, str | None]:
         if hasattr(assets_def, "node_def"):  # the lake's AssetSpecs run nothing
             for key in assets_def.keys:
                 pools[f"asset {key.to_user_string()}"] = assets_def.node_def.pool
+            # A check declared on its asset runs in the asset's step, so in the asset's pool.
+            for check_key in assets_def.check_keys:
+                pools[f"check {check_key.asset_key.to_user_string()}:{check_key.name}"] = (
+                    assets_def.node_def.pool
+                )
     for checks_def in defs.asset_checks or []:
         for check_key in checks_def.check_keys:
             pools[f"check {check_key.asset_key.to_user_string()}:{check_key.name}"] = checks_def.node_def.pool
@@ -38,5 +43,7 @@ def test_the_job_plan_puts_check_steps_in_the_pool():
     """What the executor sees: every step of the load job, checks included, claims the pool."""
     job = defs.resolve_job_def("load_warehouse")
     nodes = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
-    assert len(nodes) >= 14 + 33
+    # 14 assets with their 31 checks inside their steps, and the 2 lake_inventory checks, which
+    # are steps of their own.
+    assert len(nodes) == 14 + 2
     assert {name for name, pool in nodes.items() if pool != "sparkify_warehouse"} == set()

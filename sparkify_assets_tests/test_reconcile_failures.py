@@ -14,7 +14,7 @@ import psycopg2
 from sparkify_assets.resources.warehouse import open_warehouse
 from sparkify_assets.runner import failures
 from sparkify_assets_tests.conftest import SAMPLE
-from sparkify_assets_tests.helpers import check_evaluations, load, run_checks
+from sparkify_assets_tests.helpers import check_evaluations, load, rows, run_checks
 
 DAY1, DAY3 = dt.date(2018, 11, 1), dt.date(2018, 11, 3)
 EVENTS_2 = "log_data/2018/11/2018-11-02-events.json"
@@ -100,6 +100,7 @@ def _materialized(result) -> set[str]:
 
 def test_a_row_lost_during_a_postgres_load_fails_the_run(pg_url):
     load(pg_url, first=DAY1, last=DAY3)  # creates the tables the trigger goes on
+    before = rows(pg_url, "staging_events")
     _psql(
         pg_url,
         f"""
@@ -118,12 +119,15 @@ def test_a_row_lost_during_a_postgres_load_fails_the_run(pg_url):
         f"check failed: staging_events reconcile_records (1 failing row(s), first: source_key={EVENTS_2}, "
         f"records_read={READ_2}, staged={READ_2 - 1}, rejected=0)"
     ) in failures(result)
-    # Blocking: nothing built from the short staging table in this run.
-    assert "staging_events" in _materialized(result) and "songplays" not in _materialized(result)
+    # Blocking, audited before the commit: the short staging table was rolled back (it holds the
+    # previous load's rows, line 2 included), not materialized, and nothing was built from it.
+    assert "staging_events" not in _materialized(result) and "songplays" not in _materialized(result)
+    assert rows(pg_url, "staging_events") == before
 
 
 def test_a_play_lost_during_a_postgres_load_fails_the_run(pg_url):
     load(pg_url, first=DAY1, last=DAY3)
+    before = rows(pg_url, "songplays")
     _psql(
         pg_url,
         """
@@ -148,4 +152,5 @@ def test_a_play_lost_during_a_postgres_load_fails_the_run(pg_url):
         "check failed: songplays reconcile_nextsong_events (1 failing row(s), first: day=2018-11-03, "
         f"events={NEXTSONG_3}, plays={NEXTSONG_3 - 1})"
     ) in failures(result)
-    assert "songplays" in _materialized(result) and "time" not in _materialized(result)
+    assert "songplays" not in _materialized(result) and "time" not in _materialized(result)
+    assert rows(pg_url, "songplays") == before

@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from sparkify_assets import config, redshift
 from sparkify_assets.assets import staging
+from sparkify_assets.checks import AuditFailed
 from sparkify_assets.partitions import date_filter
 from sparkify_assets.resources.lake import open_lake
 from sparkify_assets.resources.warehouse import WarehouseError
@@ -66,11 +67,20 @@ def lake_bucket(aws_env) -> str:
 
 
 def _counts(sql: str) -> list[tuple]:
-    """The load tables hold 3 events or 2 songs; nothing else is counted."""
-    if sql.startswith("SELECT COUNT(*) FROM staging_events_load"):
+    """The load tables hold 3 events or 2 songs, and so do the staging tables after the load (a
+    one-day run); nothing else is counted (no check finds a failing row)."""
+    if (
+        sql.startswith("SELECT COUNT(*) FROM staging_events_load")
+        or sql == "SELECT COUNT(*) FROM staging_events"
+    ):
         return [(3,)]
-    if sql.startswith("SELECT COUNT(*) FROM staging_songs_load"):
+    if (
+        sql.startswith("SELECT COUNT(*) FROM staging_songs_load")
+        or sql == "SELECT COUNT(*) FROM staging_songs"
+    ):
         return [(2,)]
+    if sql.startswith("SELECT COUNT(*), SUM(records_read), SUM(rows_rejected) FROM staging_files"):
+        return [(1, 2, 0)]  # the songs' one staging_files row (song_data/): 2 records, none rejected
     if sql.startswith("SELECT COUNT(*)"):
         return [(0,)]
     return []
@@ -145,6 +155,43 @@ def test_one_day_partition_copies_only_that_day(lake_bucket):
         f"VALUES ('staging_events', '{key}', DATE '2018-11-02', '{etag}', {head['ContentLength']}, 3, 3, 0)"
     )
     assert wh.log[-1] == "COMMIT" and "ROLLBACK" not in wh.log
+    # The checks ran after the COPY and the inserts, in the same transaction, before its one COMMIT.
+    audit = wh.log[wh.log.index(files_row) + 1 : -1]
+    assert wh.log.count("COMMIT") == 1
+    assert any("records_read <> staged + rejected" in s for s in audit)
+    assert all("COMMIT" != s for s in audit)
+    # has_rows and reconcile_records' file counts reuse what the step counted: no query of their own.
+    assert stmts.count("SELECT COUNT(*) FROM staging_events") == 1  # the metadata's table_rows
+    assert not any("SUM(records_read)" in s for s in stmts)
+
+
+def test_a_failing_check_rolls_back_the_copy(lake_bucket):
+    """Redshift says a file's rows do not add up (one failing row of reconcile_records): the COPY
+    and the inserts are rolled back, nothing is committed, and the error names the check."""
+    lake = open_lake(f"s3://{lake_bucket}/lake")
+    day = DAYS[1]
+    over = _redshift_over(lake_bucket)
+
+    def answers(sql: str) -> list[tuple]:
+        if "records_read <> staged + rejected" in sql:
+            return [(1,)] if sql.startswith("SELECT COUNT(*)") else [("log_data/x.json", 3, 2, 0)]
+        return over(sql)
+
+    wh = RecordingRedshift(answer=answers)
+    with pytest.raises(AuditFailed) as caught:
+        staging.replace_staging(
+            run_context(day),
+            RecordingResource(wh),
+            lake,
+            STAGING_EVENTS,
+            lake.log_files(day, day),
+            date_filter("source_date", day, day),
+        )
+    assert str(caught.value).startswith(
+        "Check staging_events reconcile_records failed: 1 failing row(s), first: "
+    )
+    assert any(s.startswith("COPY ") for s in wh.log)
+    assert "COMMIT" not in wh.log and wh.log[-1] == "ROLLBACK"
 
 
 def test_songs_are_one_copy_of_the_prefix(lake_bucket):

@@ -7,24 +7,24 @@ shows the result in the UI as a Markdown table, with a chart where a picture rea
 """
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    asset,
-    asset_check,
+    multi_asset,
 )
 
 from sparkify_assets.charts import bar_chart_svg, markdown_image
+from sparkify_assets.checks import Check, audit, audit_only, checks_only, publish, run_scope
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lineage import column_lineage
 from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
@@ -342,123 +342,189 @@ def result_markdown(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) ->
     return markdown_table([columns[i] for i in order], [tuple(row[i] for i in order) for row in cells])
 
 
+def _rebuild(
+    warehouse: WarehouseResource,
+    analysis: Analysis,
+    audit_answer: Callable[[Session, "Answer"], list[AssetCheckResult]],
+) -> tuple[dict, list[AssetCheckResult]]:
+    table = analysis.table
+
+    def work(tx: Session) -> tuple[dict, list[AssetCheckResult]]:
+        tx.ensure(table)
+        tx.execute(f"DELETE FROM {table.name}")
+        tx.sql(f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}")
+        columns, rows = read_result(tx, analysis)
+        meta = {
+            **_materialization_metadata(analysis, columns, rows),
+            "dagster/column_schema": live_column_schema(tx, table),
+        }
+        return meta, audit_answer(tx, Answer(columns, rows))
+
+    meta, results = warehouse.open().run(work)
+    lineage = column_lineage(table)
+    return {**meta, **({"dagster/column_lineage": lineage} if lineage else {})}, results
+
+
 def rebuild(warehouse: WarehouseResource, analysis: Analysis) -> dict:
     """Replace the answer's table with its SQL's result in one transaction; return its metadata.
 
     Like star.rebuild_dimension, but it creates its own table (the core `ensure` knows only the
     core tables) and reads the whole result back inside the same transaction for the metadata.
     """
-    table = analysis.table
-    with warehouse.open().transaction() as tx:
-        tx.ensure(table)
-        tx.execute(f"DELETE FROM {table.name}")
-        tx.sql(f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}")
-        columns, rows = read_result(tx, analysis)
-        schema = live_column_schema(tx, table)
-    lineage = column_lineage(table)
-    return {
-        **_materialization_metadata(analysis, columns, rows),
-        "dagster/column_schema": schema,
-        **({"dagster/column_lineage": lineage} if lineage else {}),
-    }
+    return _rebuild(warehouse, analysis, lambda tx, answer: [])[0]
+
+
+def rebuild_audited(
+    context: AssetExecutionContext, warehouse: WarehouseResource, analysis: Analysis
+) -> MaterializeResult:
+    """`rebuild`, with the answer's checks run in its transaction on the rows read back (they
+    need at most one query of their own, the source's total) before it commits."""
+    name = analysis.table.name
+
+    def audit_answer(tx: Session, answer: Answer) -> list[AssetCheckResult]:
+        scope = run_scope(context, table_rows=len(answer.rows))
+        return audit(context, tx, name, scope, [c.bind(answer) for c in CHECKS[name]])
+
+    meta, results = _rebuild(warehouse, analysis, audit_answer)
+    context.log.info(f"{name}: {meta['dagster/row_count']} rows; {meta['answer'].value}")
+    return MaterializeResult(metadata=meta, check_results=results)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer as its step read it back; None when a check runs alone and reads the table."""
+
+    columns: list[str]
+    rows: list[tuple]
+
+    def column(self, name: str) -> list:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+
+@dataclass(frozen=True)
+class AnalyticsCheck:
+    """A non-blocking (WARN) check of an answer, evaluated on the rows the step read back, or on
+    the table when the check runs alone."""
+
+    spec: AssetCheckSpec
+    evaluate: Callable[[Session, Answer], AssetCheckResult]
+
+    def bind(self, answer: Answer | None) -> Check:
+        table = BY_NAME[self.spec.asset_key.to_user_string()].table
+
+        def evaluate(tx: Session, scope) -> AssetCheckResult:
+            got = answer or Answer(
+                table.column_names, tx.query(f"SELECT {', '.join(table.column_names)} FROM {table.name}")
+            )
+            return self.evaluate(tx, got)
+
+        return Check(self.spec, evaluate)
 
 
 def _build_asset(analysis: Analysis) -> AssetsDefinition:
     table = analysis.table
 
-    @asset(
+    @multi_asset(
         name=table.name,
-        description=table.description,
-        group_name=GROUP,
-        kinds=KINDS,
-        owners=ANALYTICS_OWNERS,
-        tags={"layer": "analytics", "topic": analysis.topic},
-        deps=list(analysis.deps),
+        specs=[
+            AssetSpec(
+                table.name,
+                description=table.description,
+                group_name=GROUP,
+                kinds=KINDS,
+                owners=ANALYTICS_OWNERS,
+                tags={"layer": "analytics", "topic": analysis.topic},
+                deps=list(analysis.deps),
+                metadata={
+                    **definition_metadata(table),
+                    "question": analysis.question,
+                    "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
+                },
+            )
+        ],
+        check_specs=[c.spec for c in CHECKS[table.name]],
+        can_subset=True,
         backfill_policy=BackfillPolicy.single_run(),
-        metadata={
-            **definition_metadata(table),
-            "question": analysis.question,
-            "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
-        },
         pool=POOL,
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         with one_line_failure(table.name):
-            meta = rebuild(warehouse, analysis)
-            context.log.info(f"{table.name}: {meta['dagster/row_count']} rows; {meta['answer'].value}")
-            return MaterializeResult(metadata=meta)
+            if checks_only(context):
+                yield from audit_only(
+                    context, warehouse, table.name, [c.bind(None) for c in CHECKS[table.name]]
+                )
+                return
+            yield from publish(lambda: rebuild_audited(context, warehouse, analysis))
 
     return _asset
 
 
 def _reconcile_check(
-    table: Table, name: str, description: str, answer_sql: str, source_sql: str
-) -> AssetChecksDefinition:
+    table: Table, name: str, description: str, answer_column: str, source_sql: str
+) -> AnalyticsCheck:
     """The answer's total must equal the same total counted on its source tables."""
 
-    @asset_check(asset=table.name, name=name, description=description, pool=POOL)
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.open().transaction() as tx:
-            answer = int(tx.scalar(answer_sql) or 0)
-            source = int(tx.scalar(source_sql) or 0)
+    def evaluate(tx: Session, answer: Answer) -> AssetCheckResult:
+        total = int(sum(v or 0 for v in answer.column(answer_column)))
+        source = int(tx.scalar(source_sql) or 0)
         return AssetCheckResult(
-            passed=answer == source,
-            metadata={"answer_total": answer, "source_total": source},
+            passed=total == source,
+            metadata={"answer_total": total, "source_total": source},
             severity=AssetCheckSeverity.WARN,
         )
 
-    return _check
+    return AnalyticsCheck(AssetCheckSpec(name, asset=table.name, description=description), evaluate)
 
 
-def _ranks_check(table: Table, rank_column: str) -> AssetChecksDefinition:
+def _ranks_check(table: Table, rank_column: str) -> AnalyticsCheck:
     """A top-10 table holds ranks 1..n exactly once each, with n at most 10."""
 
-    @asset_check(
-        pool=POOL,
-        asset=table.name,
-        name=f"{rank_column}_is_1_to_n",
-        description=f"{rank_column} runs 1, 2, ... n without gaps or repeats, n <= 10",
-    )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.open().transaction() as tx:
-            ranks = [r[0] for r in tx.query(f"SELECT {rank_column} FROM {table.name} ORDER BY {rank_column}")]
+    def evaluate(tx: Session, answer: Answer) -> AssetCheckResult:
+        ranks = sorted(answer.column(rank_column))
         return AssetCheckResult(
             passed=ranks == list(range(1, len(ranks) + 1)) and len(ranks) <= 10,
             metadata={"ranks": ", ".join(map(str, ranks))},
             severity=AssetCheckSeverity.WARN,
         )
 
-    return _check
+    description = f"{rank_column} runs 1, 2, ... n without gaps or repeats, n <= 10"
+    spec = AssetCheckSpec(f"{rank_column}_is_1_to_n", asset=table.name, description=description)
+    return AnalyticsCheck(spec, evaluate)
 
 
-def _build_checks() -> list[AssetChecksDefinition]:
+def _build_checks() -> dict[str, list[AnalyticsCheck]]:
     plays = "SELECT COUNT(*) FROM songplays"
-    return [
+    checks = [
         _reconcile_check(
             DAILY_PLAYS,
             "plays_reconcile_with_songplays",
             "The daily plays add up to the rows of songplays",
-            f"SELECT SUM(plays) FROM {DAILY_PLAYS.name}",
+            "plays",
             plays,
         ),
         _reconcile_check(
             PLAYS_BY_HOUR,
             "plays_reconcile_with_songplays",
             "The hourly plays add up to the rows of songplays",
-            f"SELECT SUM(plays) FROM {PLAYS_BY_HOUR.name}",
+            "plays",
             plays,
         ),
         _reconcile_check(
             USERS_BY_LEVEL,
             "users_reconcile_with_users",
             "The users per level add up to the rows of users",
-            f"SELECT SUM(users) FROM {USERS_BY_LEVEL.name}",
+            "users",
             "SELECT COUNT(*) FROM users",
         ),
         _ranks_check(TOP_SONGS, "song_rank"),
         _ranks_check(TOP_ARTISTS, "artist_rank"),
         _ranks_check(MOST_ACTIVE_USERS, "user_rank"),
     ]
+    by_asset: dict[str, list[AnalyticsCheck]] = {t.name: [] for t in ANALYTICS_TABLES}
+    for check in checks:
+        by_asset[check.spec.asset_key.to_user_string()].append(check)
+    return by_asset
 
 
 def analysis_names() -> Sequence[str]:
@@ -466,5 +532,5 @@ def analysis_names() -> Sequence[str]:
     return [a.short_name for a in ANALYSES]
 
 
+CHECKS: dict[str, list[AnalyticsCheck]] = _build_checks()
 ANALYTICS_ASSETS: list[AssetsDefinition] = [_build_asset(a) for a in ANALYSES]
-ANALYTICS_CHECKS: list[AssetChecksDefinition] = _build_checks()

@@ -19,11 +19,29 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
 from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
-from sparkify_assets.checks import whole_file_rejects_sql
+from sparkify_assets.checks import (
+    CHECKS,
+    POOL,
+    audit,
+    audit_only,
+    check_specs,
+    checks_only,
+    publish,
+    run_scope,
+    whole_file_rejects_sql,
+)
 from sparkify_assets.env_settings import parse_workers
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
@@ -144,10 +162,11 @@ def replace_staging(
 ) -> MaterializeResult:
     """Replace the rows of `table` (and its rejects and file counts) within `scope` by the
     contents of `files`, in one transaction, retried as a whole if the connection is lost.
-    `inventory` (staging_events): the whole of log_data/, whose undated rejects are restated."""
+    `inventory` (staging_events): the whole of log_data/, whose undated rejects are restated.
+    The table's checks audit it in that transaction: a failing blocking check rolls it all back."""
     wh = warehouse.open()
 
-    def work(tx: Session) -> tuple[dict[str, int], dict]:
+    def work(tx: Session) -> tuple[dict[str, int], dict, list]:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {table.name} WHERE {scope}")
         for t in (STAGING_REJECTS, STAGING_FILES):
@@ -166,29 +185,56 @@ def replace_staging(
                 redshift.insert_whole_file_rejects(tx, table, inventory.rejected)
             elif inventory.rejected:
                 stage_files(tx, lk, table, inventory.rejected)
-        return totals, _load_metadata(tx, table, totals, scope, inventory)
+        meta = _load_metadata(tx, table, totals, scope, inventory)
+        # A day's files are the files the audit of those days covers: their counts need no query.
+        # (Redshift stages song_data/ as one staging_files row, not one per file counted.)
+        totals_audited = totals if table.partition_column else None
+        counted = run_scope(context, table_rows=meta["table_rows"], file_totals=totals_audited)
+        return totals, meta, audit(context, tx, table.name, counted)
 
-    totals, meta = wh.run(work)
+    totals, meta, results = wh.run(work)
     context.log.info(
         f"{table.name}: staged {totals['rows_staged']}, rejected {totals['rows_rejected']}, "
         f"from {totals['files']} files ({wh.describe()})"
     )
-    return MaterializeResult(metadata=meta)
+    return MaterializeResult(metadata=meta, check_results=results)
 
 
-@asset(
-    description=STAGING_EVENTS.description,
-    group_name="staging",
-    owners=ENGINEERING_OWNERS,
-    tags=layer_tags("staging", "log_data"),
-    deps=[LOG_DATA],
-    kinds=KINDS,
-    partitions_def=DAILY,
-    backfill_policy=BackfillPolicy.single_run(),
-    metadata=definition_metadata(STAGING_EVENTS),
-    pool="sparkify_warehouse",
-)
+def _staging_asset(table: Table, source: str, lake_folder: AssetKey, **kwargs):
+    """A staging table as a one-asset multi_asset: `can_subset` lets its checks run without it."""
+    return multi_asset(
+        name=table.name,
+        specs=[
+            AssetSpec(
+                table.name,
+                description=table.description,
+                group_name="staging",
+                owners=ENGINEERING_OWNERS,
+                tags=layer_tags("staging", source),
+                deps=[lake_folder],
+                kinds=KINDS,
+                metadata=definition_metadata(table),
+            )
+        ],
+        check_specs=check_specs(CHECKS[table.name]),
+        can_subset=True,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=POOL,
+        **kwargs,
+    )
+
+
+@_staging_asset(STAGING_EVENTS, "log_data", LOG_DATA, partitions_def=DAILY)
 def staging_events(
+    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> Iterator:
+    if checks_only(context):
+        yield from audit_only(context, warehouse, STAGING_EVENTS.name)
+        return
+    yield from publish(lambda: _load_events(context, warehouse, lake))
+
+
+def _load_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
     with one_line_failure("staging_events"):
@@ -213,18 +259,17 @@ def staging_events(
         return result
 
 
-@asset(
-    description=STAGING_SONGS.description,
-    group_name="staging",
-    owners=ENGINEERING_OWNERS,
-    tags=layer_tags("staging", "song_data"),
-    deps=[SONG_DATA],
-    kinds=KINDS,
-    backfill_policy=BackfillPolicy.single_run(),
-    metadata=definition_metadata(STAGING_SONGS),
-    pool="sparkify_warehouse",
-)
+@_staging_asset(STAGING_SONGS, "song_data", SONG_DATA)
 def staging_songs(
+    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> Iterator:
+    if checks_only(context):
+        yield from audit_only(context, warehouse, STAGING_SONGS.name)
+        return
+    yield from publish(lambda: _load_songs(context, warehouse, lake))
+
+
+def _load_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
     with one_line_failure("staging_songs"):
@@ -329,7 +374,7 @@ def restage_changed_songs(
     wh = warehouse.open()
     table = STAGING_SONGS
 
-    def work(tx: Session) -> tuple[SongChanges, dict[str, int], dict]:
+    def work(tx: Session) -> tuple[SongChanges, dict[str, int], dict, list]:
         tx.ensure(*ALL_TABLES)
         changes = song_changes(tx, files)
         targets = (table, STAGING_REJECTS, STAGING_FILES)
@@ -360,13 +405,15 @@ def restage_changed_songs(
             files_changed=len(changes.changed),
             files_removed=len(changes.removed),
         )
-        return changes, totals, meta
+        # The audit covers every file, not only those staged now: records read are queried.
+        results = audit(context, tx, table.name, run_scope(context, table_rows=meta["table_rows"]))
+        return changes, totals, meta, results
 
-    changes, totals, meta = wh.run(work)
+    changes, totals, meta, results = wh.run(work)
     context.log.info(
         f"staging_songs ({meta['restage']}): {len(files)} song files in {lk.url}, "
         f"{len(changes.added)} added, {len(changes.changed)} changed, {len(changes.removed)} removed, "
         f"{changes.unchanged} unchanged; staged {totals['rows_staged']}, rejected "
         f"{totals['rows_rejected']} from {totals['files']} files ({wh.describe()})"
     )
-    return MaterializeResult(metadata=meta)
+    return MaterializeResult(metadata=meta, check_results=results)

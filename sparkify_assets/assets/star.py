@@ -1,11 +1,34 @@
 """Star assets: the songplays fact and its four dimensions, built by SQL inside the warehouse.
 
 Each table's SELECT lives in `sql/<table>.sql`; the asset wraps it in one transaction that
-replaces the rows it owns (a partition's days for songplays, the whole table for a dimension).
+replaces the rows it owns (a partition's days for songplays, the whole table for a dimension),
+audits them with the table's checks and commits only when no blocking check failed.
 """
 
-from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from collections.abc import Callable, Iterator
 
+from dagster import (
+    AssetCheckResult,
+    AssetDep,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from sparkify_assets.checks import (
+    CHECKS,
+    POOL,
+    Scope,
+    audit,
+    audit_only,
+    check_specs,
+    checks_only,
+    publish,
+    run_scope,
+)
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
@@ -30,37 +53,60 @@ def _insert(table: Table, select: str) -> str:
 def rebuild_dimension(
     context: AssetExecutionContext, warehouse: WarehouseResource, table: Table
 ) -> MaterializeResult:
-    """Replace a whole dimension with the result of its SQL, in one transaction."""
-    with one_line_failure(table.name):
+    """Replace a whole dimension with the result of its SQL, audited, in one transaction."""
 
-        def work(tx: Session) -> dict:
-            tx.ensure(*ALL_TABLES)
-            tx.execute(f"DELETE FROM {table.name}")
-            tx.sql(_insert(table, table.transform_sql()))
-            return materialization_metadata(tx, table, tx.scalar(f"SELECT COUNT(*) FROM {table.name}"))
+    def work(tx: Session) -> tuple[dict, list[AssetCheckResult]]:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {table.name}")
+        tx.sql(_insert(table, table.transform_sql()))
+        meta = materialization_metadata(tx, table, tx.scalar(f"SELECT COUNT(*) FROM {table.name}"))
+        return meta, audit(context, tx, table.name, Scope(table_rows=meta["table_rows"]))
 
-        meta = warehouse.open().run(work)
-        context.log.info(f"{table.name}: {meta['dagster/row_count']} rows")
-        return MaterializeResult(metadata=meta)
+    meta, results = warehouse.open().run(work)
+    context.log.info(f"{table.name}: {meta['dagster/row_count']} rows")
+    return MaterializeResult(metadata=meta, check_results=results)
+
+
+Step = Callable[[AssetExecutionContext, WarehouseResource], MaterializeResult]
 
 
 def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = None, **kwargs):
-    return asset(
-        name=table.name,
-        description=table.description,
-        group_name="star",
-        owners=ENGINEERING_OWNERS,
-        tags=layer_tags("star", "sql"),
-        kinds=KINDS,
-        deps=[AssetDep(d) for d in deps],
-        backfill_policy=BackfillPolicy.single_run(),
-        metadata={**definition_metadata(table), **(extra_metadata or {})},
-        pool="sparkify_warehouse",
-        **kwargs,
-    )
+    """A star table as a one-asset multi_asset: `can_subset` lets its checks run without it."""
+
+    def decorate(step: Step):
+        @multi_asset(
+            name=table.name,
+            specs=[
+                AssetSpec(
+                    table.name,
+                    description=table.description,
+                    group_name="star",
+                    owners=ENGINEERING_OWNERS,
+                    tags=layer_tags("star", "sql"),
+                    kinds=KINDS,
+                    deps=[AssetDep(d) for d in deps],
+                    metadata={**definition_metadata(table), **(extra_metadata or {})},
+                )
+            ],
+            check_specs=check_specs(CHECKS[table.name]),
+            can_subset=True,
+            backfill_policy=BackfillPolicy.single_run(),
+            pool=POOL,
+            **kwargs,
+        )
+        def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
+            with one_line_failure(table.name):
+                if checks_only(context):
+                    yield from audit_only(context, warehouse, table.name)
+                    return
+                yield from publish(lambda: step(context, warehouse))
+
+        return _asset
+
+    return decorate
 
 
-# The fact waits for the dimensions it references, so its reference checks, run right after it,
+# The fact waits for the dimensions it references, so its reference checks, run in its step,
 # always see them built (the UI's backfill runs one dependency level after another).
 @_star_asset(
     SONGPLAYS,
@@ -75,30 +121,31 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
     },
 )
 def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with one_line_failure("songplays"):
-        first, last = partition_dates(context)
-        where = date_filter("source_date", first, last)
-        select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
+    first, last = partition_dates(context)
+    where = date_filter("source_date", first, last)
+    select = SONGPLAYS.transform_sql().format(partition_filter=date_filter("e.source_date", first, last))
 
-        def work(tx: Session) -> tuple[dict[str, int], int, dict]:
-            tx.ensure(*ALL_TABLES)
-            tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
-            tx.sql(_insert(SONGPLAYS, select))
-            rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
-            matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
-            per_day = partition_row_counts(tx, SONGPLAYS, first, last)
-            return per_day, matched, materialization_metadata(tx, SONGPLAYS, rows, where)
+    def work(tx: Session) -> tuple[dict[str, int], int, dict, list[AssetCheckResult]]:
+        tx.ensure(*ALL_TABLES)
+        tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
+        tx.sql(_insert(SONGPLAYS, select))
+        rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
+        matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
+        per_day = partition_row_counts(tx, SONGPLAYS, first, last)
+        meta = materialization_metadata(tx, SONGPLAYS, rows, where)
+        results = audit(context, tx, SONGPLAYS.name, run_scope(context, table_rows=meta["table_rows"]))
+        return per_day, matched, meta, results
 
-        per_day, matched, meta = warehouse.open().run(work)
-        total = meta["table_rows"]
-        meta["matched_plays"] = matched
-        meta["match_rate"] = round(matched / total, 6) if total else 0.0
-        report_partition_rows(context, per_day)
-        context.log.info(
-            f"songplays {first} to {last}: {meta['run_rows']} plays on {len(per_day)} days; whole table "
-            f"{total} plays, {matched} matched to the catalog"
-        )
-        return MaterializeResult(metadata=meta)
+    per_day, matched, meta, results = warehouse.open().run(work)
+    total = meta["table_rows"]
+    meta["matched_plays"] = matched
+    meta["match_rate"] = round(matched / total, 6) if total else 0.0
+    report_partition_rows(context, per_day)
+    context.log.info(
+        f"songplays {first} to {last}: {meta['run_rows']} plays on {len(per_day)} days; whole table "
+        f"{total} plays, {matched} matched to the catalog"
+    )
+    return MaterializeResult(metadata=meta, check_results=results)
 
 
 @_star_asset(USERS, ["staging_events"])
