@@ -27,8 +27,6 @@ days' rows against the whole table); a check that needs only what the step alrea
 (`has_rows`, the records `reconcile_records` reports) costs no query.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
