@@ -53,7 +53,13 @@ CHECKS = {
 }
 
 # Dagster's own implicit jobs (named `__…`) are left out: they are not the project's.
-JOBS = {"load_warehouse", "sparkify_lake_updates", "provision_warehouse", "teardown_warehouse"}
+JOBS = {
+    "load_warehouse",
+    "audit_warehouse",
+    "sparkify_lake_updates",
+    "provision_warehouse",
+    "teardown_warehouse",
+}
 SENSORS = {"sparkify_log_sensor", "sparkify_song_sensor"}
 
 
