@@ -407,6 +407,21 @@ def audit_only(
     yield from warehouse.open().run(lambda tx: evaluate(tx, asset, chosen, scope, blocking=False))
 
 
+def audit_or_publish(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    asset: str,
+    step: Callable[[], MaterializeResult],
+    checks: list[Check] | None = None,
+) -> Iterator[AssetCheckResult | MaterializeResult]:
+    """An asset's body: asked only for its checks, audit the table as it is (`audit_only`);
+    otherwise run its step, audited before commit, and publish it (`publish`)."""
+    if checks_only(context):
+        yield from audit_only(context, warehouse, asset, checks)
+    else:
+        yield from publish(step)
+
+
 # --- The lake inventory: a check of its own ------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from sparkify_assets.charts import bar_chart_svg, markdown_image
-from sparkify_assets.checks import Check, audit, audit_only, checks_only, publish, run_scope
+from sparkify_assets.checks import Check, audit, audit_or_publish, run_scope
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lineage import column_lineage
 from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
@@ -450,12 +450,13 @@ def _build_asset(analysis: Analysis) -> AssetsDefinition:
     )
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         with one_line_failure(table.name):
-            if checks_only(context):
-                yield from audit_only(
-                    context, warehouse, table.name, [c.bind(None) for c in CHECKS[table.name]]
-                )
-                return
-            yield from publish(lambda: rebuild_audited(context, warehouse, analysis))
+            yield from audit_or_publish(
+                context,
+                warehouse,
+                table.name,
+                lambda: rebuild_audited(context, warehouse, analysis),
+                [c.bind(None) for c in CHECKS[table.name]],
+            )
 
     return _asset
 

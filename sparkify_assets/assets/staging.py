@@ -35,10 +35,8 @@ from sparkify_assets.checks import (
     CHECKS,
     POOL,
     audit,
-    audit_only,
+    audit_or_publish,
     check_specs,
-    checks_only,
-    publish,
     run_scope,
     whole_file_rejects_sql,
 )
@@ -228,10 +226,9 @@ def _staging_asset(table: Table, source: str, lake_folder: AssetKey, **kwargs):
 def staging_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> Iterator:
-    if checks_only(context):
-        yield from audit_only(context, warehouse, STAGING_EVENTS.name)
-        return
-    yield from publish(lambda: _load_events(context, warehouse, lake))
+    yield from audit_or_publish(
+        context, warehouse, STAGING_EVENTS.name, lambda: _load_events(context, warehouse, lake)
+    )
 
 
 def _load_events(
@@ -263,10 +260,9 @@ def _load_events(
 def staging_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> Iterator:
-    if checks_only(context):
-        yield from audit_only(context, warehouse, STAGING_SONGS.name)
-        return
-    yield from publish(lambda: _load_songs(context, warehouse, lake))
+    yield from audit_or_publish(
+        context, warehouse, STAGING_SONGS.name, lambda: _load_songs(context, warehouse, lake)
+    )
 
 
 def _load_songs(

@@ -23,10 +23,8 @@ from sparkify_assets.checks import (
     POOL,
     Scope,
     audit,
-    audit_only,
+    audit_or_publish,
     check_specs,
-    checks_only,
-    publish,
     run_scope,
 )
 from sparkify_assets.failures import one_line_failure
@@ -96,10 +94,7 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
         )
         def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
             with one_line_failure(table.name):
-                if checks_only(context):
-                    yield from audit_only(context, warehouse, table.name)
-                    return
-                yield from publish(lambda: step(context, warehouse))
+                yield from audit_or_publish(context, warehouse, table.name, lambda: step(context, warehouse))
 
         return _asset
 
