@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from sparkify_assets.errors import UsageError
 from sparkify_assets.tables import ALL_TABLES
 
 
@@ -55,7 +56,7 @@ def rebuild_tables(warehouse, names: list[str], partial: bool) -> None:
     from sparkify_assets.drift import drop_for_rebuild
 
     if partial:
-        raise ValueError("--rebuild reloads every day of the lake: leave out --start and --end.")
+        raise UsageError("--rebuild reloads every day of the lake: leave out --start and --end.")
     with warehouse.transaction() as tx:
         drop_for_rebuild(tx, names, {t.name: t for t in (*ALL_TABLES, *ANALYTICS_TABLES)})
     print(f"dropped {', '.join(names)}: the run recreates them from the lake")
@@ -166,16 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sparkify_assets.errors import UserError
     from sparkify_assets.query import NothingLoaded
-    from sparkify_assets.resources.lake import LakeError
-    from sparkify_assets.resources.warehouse import WarehouseBusy, WarehouseError
 
     try:
         return args.func(args)
     except NothingLoaded as exc:
         print(exc, file=sys.stderr)
         return 1
-    except (LakeError, WarehouseError, WarehouseBusy, ValueError) as exc:
+    except UserError as exc:  # a problem the user can act on; anything else keeps its traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

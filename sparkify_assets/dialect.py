@@ -2,6 +2,9 @@
 
 The SQL files under `sql/` are written in the common subset of DuckDB, PostgreSQL and Redshift,
 plus `epoch_ms(<column>)`, which DuckDB has natively and the other two spell differently.
+
+Values reach SQL as bind parameters written `?` (DuckDB's own style); `pyformat` turns them into
+psycopg2's `%s` for PostgreSQL and Redshift.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import re
 
 _EPOCH_MS = re.compile(r"epoch_ms\(([A-Za-z_][A-Za-z_0-9.]*)\)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_0-9]{0,62}$")
+# A quoted literal, a quoted identifier or a line comment (where `?` is text), else `?` or `%`.
+_PLACEHOLDER_OR_PERCENT = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*)|(\?)|(%)""")
 
 
 def render(sql: str, dialect: str) -> str:
@@ -25,3 +30,16 @@ def identifier(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{name!r} is not a valid SQL identifier (letters, digits and _ only)")
     return name
+
+
+def pyformat(sql: str) -> str:
+    """`?` placeholders as psycopg2's `%s`. psycopg2 reads every `%` of a statement that has
+    parameters as the start of one, so a literal `%` (in `LIKE 'a%'` too) is doubled."""
+
+    def swap(found: re.Match) -> str:
+        quoted, placeholder, _ = found.groups()
+        if quoted is not None:
+            return quoted.replace("%", "%%")
+        return "%s" if placeholder else "%%"
+
+    return _PLACEHOLDER_OR_PERCENT.sub(swap, sql)

@@ -17,6 +17,7 @@ New columns are added only at the end for the same reason: by position, every lo
 
 from __future__ import annotations
 
+from sparkify_assets.errors import UsageError
 from sparkify_assets.resources.warehouse import LiveColumn, Session, WarehouseError
 from sparkify_assets.tables import LIVE_TYPES, TYPES, Column, Table
 
@@ -87,7 +88,7 @@ def drop_for_rebuild(tx: Session, names: list[str], known: dict[str, Table]) -> 
     """Drop the named tables, so the run that follows creates them anew from their declaration."""
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"--rebuild: no table {', '.join(unknown)}; the tables are {', '.join(sorted(known))}."
         )
     for name in names:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 
+from sparkify_assets.errors import UsageError
+
 PARSE_WORKERS = "SPARKIFY_PARSE_WORKERS"
 DUCKDB_MEMORY_LIMIT = "SPARKIFY_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
@@ -14,7 +16,7 @@ MAX_PARSE_WORKERS = 64
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.I)
 
 
-class SettingError(ValueError):
+class SettingError(UsageError):
     """A setting with a value the project cannot use; the message names the variable."""
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sparkify_assets.errors import UsageError
 from sparkify_assets.generator_catalog import missing_songs, write_catalog
 from sparkify_assets.generator_events import EventStream, make_users
 from sparkify_assets.generator_output import Sink, open_sink
@@ -39,13 +40,13 @@ class LakeSpec:
 
     def validate(self) -> None:
         if self.events < 0 or self.songs < 0:
-            raise ValueError("--events and --songs cannot be negative")
+            raise UsageError("--events and --songs cannot be negative")
         if self.users < 1 or self.days < 1:
-            raise ValueError("--users and --days must be at least 1")
+            raise UsageError("--users and --days must be at least 1")
         if not 0.0 <= self.miss_rate <= 1.0:
-            raise ValueError("--miss-rate is a share between 0 and 1")
+            raise UsageError("--miss-rate is a share between 0 and 1")
         if self.start < date.fromisoformat(FIRST_DAY):
-            raise ValueError(f"--start must be on or after {FIRST_DAY}, the first daily partition")
+            raise UsageError(f"--start must be on or after {FIRST_DAY}, the first daily partition")
 
 
 def log_key(day: date) -> str:

@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sparkify_assets.errors import UsageError
 from sparkify_assets.wire_logs import redact_wire_logs
 
 S3_THREADS = 10  # botocore's default connection pool size
@@ -70,7 +71,7 @@ class LocalSink(Sink):
     def check_empty(self) -> None:
         for part in ("log_data", "song_data"):
             if (self.root / part).exists():
-                raise ValueError(f"{self.root / part} already exists: generate into a new folder.")
+                raise UsageError(f"{self.root / part} already exists: generate into a new folder.")
 
 
 class S3Sink(Sink):
@@ -80,7 +81,7 @@ class S3Sink(Sink):
         parts = urlsplit(url)
         self.bucket, self.prefix = parts.netloc, parts.path.strip("/")
         if not self.bucket:
-            raise ValueError(f"{url} names no bucket: use s3://bucket/prefix")
+            raise UsageError(f"{url} names no bucket: use s3://bucket/prefix")
         self.url = url
         redact_wire_logs()
         self.s3 = boto3.client("s3")
@@ -115,9 +116,9 @@ class S3Sink(Sink):
         try:
             found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
         except self.s3.exceptions.NoSuchBucket:
-            raise ValueError(f"The bucket {self.bucket} does not exist: create it first.") from None
+            raise UsageError(f"The bucket {self.bucket} does not exist: create it first.") from None
         if found:
-            raise ValueError(f"{self.url} already holds objects: generate into a new prefix.")
+            raise UsageError(f"{self.url} already holds objects: generate into a new prefix.")
 
     def close(self) -> None:
         for f in self._pending:

@@ -14,12 +14,8 @@ import argparse
 import decimal
 from collections.abc import Sequence
 
-from sparkify_assets.resources.warehouse import (
-    DuckDBWarehouse,
-    PostgresWarehouse,
-    Warehouse,
-    WarehouseError,
-)
+from sparkify_assets.errors import UsageError
+from sparkify_assets.resources.warehouse import Warehouse, WarehouseError
 
 MAX_CELL = 60
 
@@ -34,34 +30,7 @@ def configured_warehouse() -> Warehouse:
 
 def run_sql(warehouse: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     """Run one statement read-only; return its column names and rows (none for a statement)."""
-    if isinstance(warehouse, DuckDBWarehouse):
-        import duckdb
-
-        con = warehouse.connect(read_only=True)
-        try:
-            cur = con.execute(sql)
-            columns = [d[0] for d in cur.description] if cur.description else []
-            return columns, cur.fetchall() if columns else []
-        except duckdb.Error as exc:
-            raise WarehouseError(f"query failed: {_first_line(exc)}") from None
-        finally:
-            con.close()
-    if isinstance(warehouse, PostgresWarehouse):
-        import psycopg2
-
-        con = warehouse.connect()
-        try:
-            con.set_session(readonly=True)
-            with con.cursor() as cur:
-                cur.execute(sql)
-                columns = [d[0] for d in cur.description] if cur.description else []
-                return columns, cur.fetchall() if columns else []
-        except psycopg2.Error as exc:
-            raise WarehouseError(f"query failed: {_first_line(exc)}") from None
-        finally:
-            con.rollback()
-            con.close()
-    raise WarehouseError(f"No read-only query support for {warehouse.describe()}")
+    return warehouse.read_only_query(sql)
 
 
 class NothingLoaded(WarehouseError):
@@ -77,21 +46,16 @@ class NothingLoaded(WarehouseError):
 def loaded_tables(warehouse: Warehouse, names: Sequence[str]) -> set[str]:
     """Which of `names` exist in the warehouse, read-only (nothing is created, not even a DuckDB
     file); NothingLoaded when none does."""
-    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.path.exists():
+    if not warehouse.exists():
         raise NothingLoaded(warehouse)
-    listed = ", ".join(f"'{n}'" for n in names)
-    _, found = run_sql(
-        warehouse, f"SELECT table_name FROM information_schema.tables WHERE table_name IN ({listed})"
+    placeholders = ", ".join("?" for _ in names)
+    _, found = warehouse.read_only_query(
+        f"SELECT table_name FROM information_schema.tables WHERE table_name IN ({placeholders})", list(names)
     )
     present = {row[0] for row in found}
     if not present:
         raise NothingLoaded(warehouse)
     return present
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def query_analysis(warehouse: Warehouse, name: str) -> tuple[list[str], list[tuple]]:
@@ -100,7 +64,7 @@ def query_analysis(warehouse: Warehouse, name: str) -> tuple[list[str], list[tup
 
     analysis = BY_NAME.get(name)
     if analysis is None:
-        raise ValueError(f"no analytics result named {name!r}; choose one of: {', '.join(analysis_names())}")
+        raise UsageError(f"no analytics result named {name!r}; choose one of: {', '.join(analysis_names())}")
     table = analysis.table.name
     if table not in loaded_tables(warehouse, [table, "staging_events", "staging_songs"]):
         raise WarehouseError(
@@ -154,12 +118,12 @@ def list_analyses() -> str:
 
 def cmd_query(args: argparse.Namespace) -> int:
     if args.sql and args.name:
-        raise ValueError("give either an analytics name or --sql, not both")
+        raise UsageError("give either an analytics name or --sql, not both")
     if not args.sql and not args.name:
         print(list_analyses())
         return 0
     warehouse = configured_warehouse()
-    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.path.exists():
+    if not warehouse.exists():
         raise NothingLoaded(warehouse)  # and create no file
     columns, rows = run_sql(warehouse, args.sql) if args.sql else query_analysis(warehouse, args.name)
     if not columns:

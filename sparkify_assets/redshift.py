@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, replace
 
 from sparkify_assets.config import LAKE_REGION, LOG_JSONPATH
+from sparkify_assets.errors import first_line
 from sparkify_assets.parsing import GZIP_MAGIC, RAW_TEXT_LIMIT, WHOLE_FILE_LINE, _camel
 from sparkify_assets.resources.lake import LakeError, LakeFile, S3Lake
 from sparkify_assets.resources.warehouse import Session, WarehouseError
@@ -61,7 +62,11 @@ def jsonpaths() -> dict:
     return {"jsonpaths": [f"$['{_camel(c.name)}']" for c in EVENTS_LOAD.columns]}
 
 
-def _quote(text: str) -> str:
+def quote_literal(text: str) -> str:
+    """A Redshift string literal, for COPY's options only: COPY is a utility statement that takes
+    no bind parameters (its FROM, IAM_ROLE, FORMAT and REGION must be literals), while every
+    value in a DML statement goes as a parameter. Redshift reads a backslash in a literal as an
+    escape (as PostgreSQL did before standard_conforming_strings), so it is doubled, and so is `'`."""
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
@@ -87,11 +92,11 @@ def copy_sql(load: Table, source: str, settings: CopySettings, json_option: str,
     """A COPY of S3 JSON into a load table; `gzip`: the objects are gzip-compressed."""
     return (
         f"COPY {load.name} ({', '.join(load.column_names)})\n"
-        f"FROM {_quote(source)}\n"
-        f"IAM_ROLE {_quote(settings.iam_role)}\n"
-        f"FORMAT AS JSON {_quote(json_option)}\n"
+        f"FROM {quote_literal(source)}\n"
+        f"IAM_ROLE {quote_literal(settings.iam_role)}\n"
+        f"FORMAT AS JSON {quote_literal(json_option)}\n"
         + ("GZIP\n" if gzip else "")
-        + f"REGION {_quote(settings.region)}\n"
+        + f"REGION {quote_literal(settings.region)}\n"
         "COMPUPDATE OFF STATUPDATE OFF"
     )
 
@@ -110,21 +115,18 @@ def is_gzip(lake: S3Lake, f: LakeFile) -> bool:
         return False
 
 
-def insert_events_sql(key: str, day: str) -> str:
-    cols = [c for c in STAGING_EVENTS.column_names if c not in STAGING_EVENTS.lineage_columns]
-    select = ", ".join("NULLIF(user_id, '')" if c == "user_id" else c for c in cols)
-    return (
-        f"INSERT INTO {STAGING_EVENTS.name} ({', '.join(cols)}, source_key, source_line, source_date)\n"
-        f"SELECT {select}, {_quote(key)}, NULL, DATE {_quote(day)} FROM {EVENTS_LOAD.name}"
-    )
-
-
-def insert_songs_sql(prefix_key: str) -> str:
-    cols = SONGS_LOAD.column_names
-    return (
-        f"INSERT INTO {STAGING_SONGS.name} ({', '.join(cols)}, source_key, source_line)\n"
-        f"SELECT {', '.join(cols)}, {_quote(prefix_key)}, NULL FROM {SONGS_LOAD.name}"
-    )
+# The lineage values are parameters: source_key, then (events) source_date. `DATE ?` is valid
+# because psycopg2 puts the quoted value in place (client side), giving DATE '2018-11-02'.
+_EVENT_COLUMNS = [c for c in STAGING_EVENTS.column_names if c not in STAGING_EVENTS.lineage_columns]
+_EVENT_SELECT = ", ".join("NULLIF(user_id, '')" if c == "user_id" else c for c in _EVENT_COLUMNS)
+INSERT_EVENTS_SQL = (
+    f"INSERT INTO {STAGING_EVENTS.name} ({', '.join(_EVENT_COLUMNS)}, source_key, source_line, source_date)\n"
+    f"SELECT {_EVENT_SELECT}, ?, NULL, DATE ? FROM {EVENTS_LOAD.name}"
+)
+INSERT_SONGS_SQL = (
+    f"INSERT INTO {STAGING_SONGS.name} ({', '.join(SONGS_LOAD.column_names)}, source_key, source_line)\n"
+    f"SELECT {', '.join(SONGS_LOAD.column_names)}, ?, NULL FROM {SONGS_LOAD.name}"
+)
 
 
 LOADED_FILES_SQL = (
@@ -201,9 +203,9 @@ def copy_events(tx: Session, lake, files: list[LakeFile], settings: CopySettings
         _copy(tx, copy_sql(EVENTS_LOAD, source, settings, settings.jsonpaths_url, is_gzip(lake, f)))
         read = _lines_loaded(tx, source, {source})
         staged = int(tx.query(f"SELECT COUNT(*) FROM {EVENTS_LOAD.name}")[0][0])
-        tx.execute(insert_events_sql(f.key, f.day.isoformat()))
+        tx.execute(INSERT_EVENTS_SQL, [f.key, f.day.isoformat()])
         tx.execute(f"DELETE FROM {EVENTS_LOAD.name}")
-        tx.execute(_files_row(STAGING_EVENTS, f.key, f.day.isoformat(), f.version, f.size, read, staged))
+        _insert_files_row(tx, STAGING_EVENTS, f.key, f.day.isoformat(), f.version, f.size, read, staged)
         totals["files"] += 1
         totals["records_read"] += read
         totals["rows_staged"] += staged
@@ -226,9 +228,9 @@ def copy_songs(tx: Session, lake, files: list[LakeFile], settings: CopySettings)
     _copy(tx, copy_sql(SONGS_LOAD, source, settings, "auto", compressed == {True}))
     read = _lines_loaded(tx, source, {_s3_url(lake, f.key) for f in files})
     staged = int(tx.query(f"SELECT COUNT(*) FROM {SONGS_LOAD.name}")[0][0])
-    tx.execute(insert_songs_sql("song_data/"))
+    tx.execute(INSERT_SONGS_SQL, ["song_data/"])
     size = sum(f.size for f in files)
-    tx.execute(_files_row(STAGING_SONGS, "song_data/", None, f"{len(files)} objects", size, read, staged))
+    _insert_files_row(tx, STAGING_SONGS, "song_data/", None, f"{len(files)} objects", size, read, staged)
     return {"files": len(files), "records_read": read, "rows_staged": staged, "rows_rejected": 0}
 
 
@@ -239,12 +241,14 @@ def insert_whole_file_rejects(tx: Session, table: Table, files: list[LakeFile]) 
         reason = (f.reject or "")[:RAW_TEXT_LIMIT]
         tx.execute(
             f"INSERT INTO {STAGING_REJECTS.name} ({', '.join(STAGING_REJECTS.column_names)}) VALUES "
-            f"({_quote(table.name)}, {_quote(f.key)}, {WHOLE_FILE_LINE}, NULL, {_quote(reason)}, '')"
+            f"(?, ?, {WHOLE_FILE_LINE}, NULL, ?, '')",
+            [table.name, f.key, reason],
         )
-        tx.execute(_files_row(table, f.key, None, f.version, f.size, 1, 0, rejected=1))
+        _insert_files_row(tx, table, f.key, None, f.version, f.size, 1, 0, rejected=1)
 
 
-def _files_row(
+def _insert_files_row(
+    tx: Session,
     table: Table,
     key: str,
     day: str | None,
@@ -253,18 +257,13 @@ def _files_row(
     read: int,
     staged: int,
     rejected: int = 0,
-) -> str:
-    values = [
-        _quote(table.name),
-        _quote(key),
-        f"DATE {_quote(day)}" if day else "NULL",
-        _quote(version),
-        str(int(size)),
-        str(int(read)),
-        str(int(staged)),
-        str(int(rejected)),
-    ]
-    return f"INSERT INTO {STAGING_FILES.name} ({', '.join(STAGING_FILES.column_names)}) VALUES ({', '.join(values)})"
+) -> None:
+    counts = [int(size), int(read), int(staged), int(rejected)]
+    tx.execute(
+        f"INSERT INTO {STAGING_FILES.name} ({', '.join(STAGING_FILES.column_names)}) "
+        f"VALUES (?, ?, {'DATE ?' if day else 'NULL'}, ?, ?, ?, ?, ?)",
+        [table.name, key, *([day] if day else []), version, *counts],
+    )
 
 
 def jsonpaths_document() -> str:
@@ -298,8 +297,7 @@ def ensure_jsonpaths(lake, configured: str | None) -> str:
 def _s3_reason(exc: Exception) -> str:
     """botocore's error code (AccessDenied, NoSuchBucket...), else the message's first line."""
     code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
-    text = str(exc).strip()
-    return code or (text.splitlines()[0] if text else type(exc).__name__)
+    return code or first_line(exc)
 
 
 def copy_region(lake, configured: str | None = None) -> str:

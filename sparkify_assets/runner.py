@@ -10,6 +10,7 @@ from typing import TextIO
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
 from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS, LOAD_JOB
+from sparkify_assets.errors import UsageError
 from sparkify_assets.partitions import DAILY, loaded_partitions, partition_days
 from sparkify_assets.progress import step_hooks
 from sparkify_assets.resources.lake import LakeError
@@ -52,7 +53,7 @@ def load_days(defs: Definitions, first: date | None, last: date | None) -> tuple
     """The first and last partition (lake day) within first..last, and how many days that holds;
     a reversed range, or one that holds no log file, is refused in one sentence."""
     if first and last and first > last:
-        raise ValueError(f"--start {first} is after --end {last}: give the earlier day as --start")
+        raise UsageError(f"--start {first} is after --end {last}: give the earlier day as --start")
     partitions = loaded_partitions(defs)
     if partitions is DAILY:
         # The lake could not be listed when the Definitions loaded: its error now, in one sentence
@@ -70,7 +71,7 @@ def load_days(defs: Definitions, first: date | None, last: date | None) -> tuple
             if first and last
             else f"on or {'after' if first else 'before'} {first or last}"
         )
-        raise ValueError(
+        raise UsageError(
             f"no log file {asked}: the lake's log files run from {days[0]} to {days[-1]} ({len(days)} days)"
         )
     return chosen[0], chosen[-1], len(chosen)

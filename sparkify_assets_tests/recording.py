@@ -100,7 +100,10 @@ class RecordingCursor:
     def __exit__(self, *exc) -> None:
         pass
 
-    def execute(self, sql: str) -> None:
+    def execute(self, sql: str, params: tuple | None = None) -> None:
+        if params is not None:
+            # What psycopg2 sends: it quotes each value and puts it in its `%s` (client side).
+            sql = sql % tuple(psycopg2.extensions.adapt(p).getquoted().decode() for p in params)
         con = self.con
         con.log.append(sql)
         if con.aborted:

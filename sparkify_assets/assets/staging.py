@@ -352,10 +352,6 @@ def song_changes(tx: Session, files: list[LakeFile]) -> SongChanges:
     return SongChanges(added, changed, removed, unchanged, full)
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def restage_changed_songs(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -382,11 +378,13 @@ def restage_changed_songs(
         else:
             stale = changes.stale_keys
             for i in range(0, len(stale), DELETE_CHUNK):
-                keys = ", ".join(_sql_text(k) for k in stale[i : i + DELETE_CHUNK])
-                tx.execute(f"DELETE FROM {table.name} WHERE source_key IN ({keys})")
+                chunk = stale[i : i + DELETE_CHUNK]
+                keys = ", ".join("?" for _ in chunk)
+                tx.execute(f"DELETE FROM {table.name} WHERE source_key IN ({keys})", chunk)
                 for t in targets[1:]:
                     tx.execute(
-                        f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_key IN ({keys})"
+                        f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_key IN ({keys})",
+                        chunk,
                     )
             stage = changes.to_stage
         totals = stage_files(tx, lk, table, stage) if stage else dict(StreamTotals())

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sparkify_assets.errors import UserError
 
-class InfraError(ValueError):
-    """A problem the user can act on, in one sentence that never holds a secret.
 
-    A ValueError, so the `sparkify` command's handler prints it as one line, like its own errors.
-    """
+class InfraError(UserError, ValueError):
+    """A problem the user can act on, in one sentence that never holds a secret (a UserError, so
+    the `sparkify` command prints it as one line; still a ValueError, as it always was)."""
 
 
 DWH_CFG_ENV = "SPARKIFY_DWH_CFG"

@@ -31,6 +31,7 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from sparkify_assets.errors import UserError
 from sparkify_assets.wire_logs import redact_wire_logs
 
 LOG_KEY = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json(\.gz)?$")
@@ -46,7 +47,7 @@ S3_FETCH_THREADS = 10  # botocore's default connection pool size
 S3_READ_AHEAD = 2 * S3_FETCH_THREADS  # keeps every thread busy while the consumer catches up
 
 
-class LakeError(RuntimeError):
+class LakeError(UserError, RuntimeError):
     """A lake problem a person can act on."""
 
 

@@ -14,7 +14,7 @@ import io
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from pydantic import Field
 
 from sparkify_assets import dialect
 from sparkify_assets.env_settings import DUCKDB_MEMORY_LIMIT, duckdb_memory_limit
+from sparkify_assets.errors import UserError, first_line
 from sparkify_assets.resources import warehouse_lock
 from sparkify_assets.resources.warehouse_lock import Holder, LockError, WarehouseBusy
 from sparkify_assets.tables import Table
@@ -40,10 +41,12 @@ SERVER_LOCK_DIR = Path.home() / ".sparkify" / "locks"
 # notebook) is retried this long: such readers are brief, and a run should not fail for them.
 DUCKDB_BUSY_SECONDS = 10.0
 T = TypeVar("T")
+# Values for a statement's `?` placeholders, in order (dialect.py: one placeholder style).
+Params = Sequence[object]
 __all__ = ["Holder", "LockError", "WarehouseBusy", "WarehouseError", "WarehouseResource", "open_warehouse"]
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(UserError, RuntimeError):
     """A warehouse problem a person can act on; the message never holds a password."""
 
 
@@ -74,15 +77,16 @@ def environment_cause(exc: BaseException) -> str | None:
 
 
 class Session(ABC):
-    """One open transaction."""
+    """One open transaction. Values go in `params`, one for each `?` in the SQL, never into its
+    text: the driver sends them apart (DuckDB) or quotes them for the server (psycopg2)."""
 
     dialect: str
 
     @abstractmethod
-    def execute(self, sql: str) -> None: ...
+    def execute(self, sql: str, params: Params = ()) -> None: ...
 
     @abstractmethod
-    def query(self, sql: str) -> list[tuple]: ...
+    def query(self, sql: str, params: Params = ()) -> list[tuple]: ...
 
     @abstractmethod
     def columns(self) -> list[str]:
@@ -96,8 +100,9 @@ class Session(ABC):
         """Roll back the failed transaction, then run a diagnostic query; None if that fails too."""
         return None
 
-    def sql(self, sql: str) -> None:
-        self.execute(dialect.render(sql, self.dialect))
+    def sql(self, sql: str, params: Params = ()) -> None:
+        """`execute` of shared SQL text, rewritten for this backend first (dialect.render)."""
+        self.execute(dialect.render(sql, self.dialect), params)
 
     def ensure(self, *tables: Table) -> None:
         """Create the tables that do not exist; check those that do against their declaration
@@ -113,16 +118,17 @@ class Session(ABC):
         rows = self.query(
             "SELECT column_name, data_type, character_maximum_length, is_nullable "
             "FROM information_schema.columns "
-            f"WHERE table_name = '{dialect.identifier(table)}' AND table_schema = current_schema() "
-            "ORDER BY ordinal_position"
+            "WHERE table_name = ? AND table_schema = current_schema() "
+            "ORDER BY ordinal_position",
+            [table],
         )
         return [
             LiveColumn(name, f"{type_}({length})" if length else type_, nullable == "YES")
             for name, type_, length, nullable in rows
         ]
 
-    def scalar(self, sql: str):
-        rows = self.query(dialect.render(sql, self.dialect))
+    def scalar(self, sql: str, params: Params = ()):
+        rows = self.query(dialect.render(sql, self.dialect), params)
         return rows[0][0] if rows else None
 
 
@@ -147,7 +153,7 @@ class Warehouse(ABC):
                 if attempt == self.attempts:
                     raise WarehouseError(
                         f"Lost the connection to the warehouse {self.describe()} {self.attempts} times; "
-                        f"last error: {_first_line(exc)}. Check that the server is up and reachable."
+                        f"last error: {first_line(exc)}. Check that the server is up and reachable."
                     ) from None
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
@@ -169,22 +175,28 @@ class Warehouse(ABC):
         except LockError as exc:
             raise WarehouseError(str(exc)) from None
 
-    def query(self, sql: str) -> list[tuple]:
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
         with self.transaction() as tx:
-            return tx.query(dialect.render(sql, self.dialect))
+            return tx.query(dialect.render(sql, self.dialect), params)
+
+    @abstractmethod
+    def read_only_query(self, sql: str, params: Params = ()) -> tuple[list[str], list[tuple]]:
+        """Run one statement as the backend's read-only reader (nothing is written, no writer's
+        lock is taken, not even a DuckDB file created): its column names and rows, none for a
+        statement without a result. SQL as given (`sparkify query --sql`): no dialect rewrite."""
+
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read yet (a server always is; a DuckDB file may not)."""
+        return True
 
     def table_exists(self, name: str) -> bool:
-        with self.transaction() as tx:
-            return bool(
-                tx.query(
-                    f"SELECT 1 FROM information_schema.tables WHERE table_name = '{dialect.identifier(name)}'"
-                )
-            )
+        return bool(self.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _result(cursor) -> tuple[list[str], list[tuple]]:
+    """A DB-API cursor's column names and rows, none for a statement without a result."""
+    columns = [d[0] for d in cursor.description] if cursor.description else []
+    return columns, cursor.fetchall() if columns else []
 
 
 # --- DuckDB -------------------------------------------------------------------------------
@@ -196,11 +208,11 @@ class _DuckDBSession(Session):
     def __init__(self, con) -> None:
         self.con = con
 
-    def execute(self, sql: str) -> None:
-        self.con.execute(sql)
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.con.execute(sql, list(params) if params else None)
 
-    def query(self, sql: str) -> list[tuple]:
-        return self.con.execute(sql).fetchall()
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        return self.con.execute(sql, list(params) if params else None).fetchall()
 
     def columns(self) -> list[str]:
         return [d[0] for d in self.con.description or []]
@@ -225,6 +237,21 @@ class DuckDBWarehouse(Warehouse):
 
     def lock_path(self) -> Path:
         return self.path.absolute().with_name(self.path.name + ".lock")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read_only_query(self, sql: str, params: Params = ()) -> tuple[list[str], list[tuple]]:
+        # read_only: a query never takes the writer's lock, so it runs beside a load.
+        import duckdb
+
+        con = self.connect(read_only=True)
+        try:
+            return _result(con.execute(sql, list(params) if params else None))
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {first_line(exc)}") from None
+        finally:
+            con.close()
 
     def hold(self, **kwargs):
         self.create_folder()  # the lock file lives beside the database
@@ -268,7 +295,7 @@ class DuckDBWarehouse(Warehouse):
     def _explain(self, exc: BaseException, doing: str) -> str:
         """One line for a DuckDB error whose cause is the machine: disk, memory, permissions."""
         cause = environment_cause(exc)
-        detail = _first_line(exc)
+        detail = first_line(exc)
         if cause is None:
             return f"{doing} the DuckDB warehouse {self.path}: {detail}"
         advice = {
@@ -325,13 +352,13 @@ class _PostgresSession(Session):
         self.dialect = dialect_name
         self._columns: list[str] = []
 
-    def execute(self, sql: str) -> None:
+    def execute(self, sql: str, params: Params = ()) -> None:
         with self.con.cursor() as cur:
-            cur.execute(sql)
+            _send(cur, sql, params)
 
-    def query(self, sql: str) -> list[tuple]:
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
         with self.con.cursor() as cur:
-            cur.execute(sql)
+            _send(cur, sql, params)
             self._columns = [d[0] for d in cur.description or []]
             return cur.fetchall()
 
@@ -364,10 +391,19 @@ class _PostgresSession(Session):
             raise WarehouseError(_copy_error(table, rows, exc)) from None
 
 
+def _send(cursor, sql: str, params: Params) -> None:
+    """Execute on a psycopg2 cursor: with parameters in its `%s` style, or (none) as written, so
+    a `%` in SQL without parameters stays itself."""
+    if params:
+        cursor.execute(dialect.pyformat(sql), tuple(params))
+    else:
+        cursor.execute(sql)
+
+
 def _copy_error(table: Table, rows: pa.Table, exc) -> str:
     """Name the lake file and line of the row a PostgreSQL COPY rejected."""
     diag = getattr(exc, "diag", None)
-    reason = (getattr(diag, "message_primary", None) or str(exc).splitlines()[0]).strip()
+    reason = (getattr(diag, "message_primary", None) or first_line(exc)).strip()
     found = re.search(r"line (\d+)", getattr(diag, "context", None) or "")
     where = ""
     if found and "source_key" in rows.column_names:
@@ -415,7 +451,7 @@ class PostgresWarehouse(Warehouse):
                 if not final:
                     time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
                     continue
-                first = _first_line(exc)
+                first = first_line(exc)
                 if self._password:
                     first = first.replace(self._password, "***")
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
@@ -444,6 +480,22 @@ class PostgresWarehouse(Warehouse):
 
         return (psycopg2.OperationalError, psycopg2.InterfaceError)
 
+    def read_only_query(self, sql: str, params: Params = ()) -> tuple[list[str], list[tuple]]:
+        # A READ ONLY transaction, rolled back: the server refuses any write in it.
+        import psycopg2
+
+        con = self.connect()
+        try:
+            con.set_session(readonly=True)
+            with con.cursor() as cur:
+                _send(cur, sql, params)
+                return _result(cur)
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"query failed: {first_line(exc)}") from None
+        finally:
+            con.rollback()
+            con.close()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         con = self.connect()
@@ -460,7 +512,7 @@ class PostgresWarehouse(Warehouse):
             if cause:
                 raise WarehouseError(
                     f"Writing to the warehouse {self.describe()} failed: {cause} on the server "
-                    f"({_first_line(exc)}). The transaction was rolled back: the tables are as before."
+                    f"({first_line(exc)}). The transaction was rolled back: the tables are as before."
                 ) from None
             raise
         finally:
@@ -625,6 +677,6 @@ def _fail_dead_run(instance: DagsterInstance, holder: Holder, say: Callable[[str
         instance.report_run_failed(run, message=message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     except Exception as exc:  # bookkeeping only: never stop the new run for it
-        message = f"{message} Could not mark it failed: {_first_line(exc)}"
+        message = f"{message} Could not mark it failed: {first_line(exc)}"
     if say:
         say(message)

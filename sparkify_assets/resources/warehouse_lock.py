@@ -28,14 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparkify_assets.errors import UserError
+
 POLL_SECONDS = 0.2
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseBusy(UserError, RuntimeError):
     """Another process holds the warehouse lock and the caller asked not to wait."""
 
 
-class LockError(RuntimeError):
+class LockError(UserError, RuntimeError):
     """The lock file cannot be created or opened (a read-only folder, a full disk)."""
 
 
