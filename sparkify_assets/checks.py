@@ -49,7 +49,7 @@ from sparkify_assets.metadata import markdown_table
 from sparkify_assets.parsing import WHOLE_FILE_LINE
 from sparkify_assets.partitions import date_filter, partition_dates
 from sparkify_assets.resources.lake import LakeResource
-from sparkify_assets.resources.warehouse import Session, WarehouseResource
+from sparkify_assets.resources.warehouse import POOL, Session, WarehouseResource
 from sparkify_assets.tables import (
     SONGPLAYS,
     STAGING_EVENTS,
@@ -62,8 +62,6 @@ from sparkify_assets.tables import (
 )
 
 SAMPLE = 5
-# The warehouse's pool (dagster.yaml: one step at a time): every asset, so its checks too.
-POOL = "sparkify_warehouse"
 
 
 @dataclass(frozen=True)

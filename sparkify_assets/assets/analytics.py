@@ -28,15 +28,13 @@ from sparkify_assets.checks import Check, audit, audit_or_publish, run_scope
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lineage import column_lineage
 from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
-from sparkify_assets.resources.warehouse import Session, WarehouseResource
+from sparkify_assets.resources.warehouse import POOL, Session, WarehouseResource
 from sparkify_assets.tables import Column, Table
 
 GROUP = "analytics"
 # The warehouse's kind is added by build_defs, from the resource the definitions are built with.
 KINDS = {"sql", "table"}
 # Results are a few dozen rows that every node reads whole: copy them everywhere.
-# The warehouse's pool (dagster.yaml: one step at a time), for the assets and their checks alike.
-POOL = "sparkify_warehouse"
 _LAYOUT = "a result of a few dozen rows, read whole by dashboards and `sparkify query`."
 # The result table must read whole in the asset's panel at a 1,280 px wide window: text cells are
 # cut to this many characters (the full values are in `result_rows`), and narrow columns come first.

@@ -40,10 +40,21 @@ SERVER_LOCK_DIR = Path.home() / ".sparkify" / "locks"
 # A connection DuckDB refuses because another process has the file open (a `sparkify query`, a
 # notebook) is retried this long: such readers are brief, and a run should not fail for them.
 DUCKDB_BUSY_SECONDS = 10.0
+# The Dagster pool of every step that touches the warehouse (assets and their checks), so that a
+# pool limit in dagster.yaml can cap them; the run lock, not the pool, keeps runs apart.
+POOL = "sparkify_warehouse"
 T = TypeVar("T")
 # Values for a statement's `?` placeholders, in order (dialect.py: one placeholder style).
 Params = Sequence[object]
-__all__ = ["Holder", "LockError", "WarehouseBusy", "WarehouseError", "WarehouseResource", "open_warehouse"]
+__all__ = [
+    "POOL",
+    "Holder",
+    "LockError",
+    "WarehouseBusy",
+    "WarehouseError",
+    "WarehouseResource",
+    "open_warehouse",
+]
 
 
 class WarehouseError(UserError, RuntimeError):
