@@ -580,38 +580,48 @@ def open_warehouse(url: str, password: str | None = None, sslmode: str | None = 
         return DuckDBWarehouse(Path(url))
     rest = url[len(scheme) + 3 :]
     if scheme == "duckdb":
-        path = rest.split("?", 1)[0]
-        if not path:
-            raise WarehouseError(
-                f"A duckdb:// warehouse URL needs a file path, e.g. duckdb:///tmp/sparkify.duckdb; "
-                f"SPARKIFY_WAREHOUSE_URL takes {URL_FORMS}."
-            )
-        return DuckDBWarehouse(Path(unquote(path)))
+        return _duckdb_from_url(rest)
     if scheme in _DEFAULT_PORTS:
-        parts = _SERVER_URL.match(rest)
-        port = parts and parts["port"]
-        if not parts or not parts["user"] or not (parts["database"] or "").strip("/"):
-            raise WarehouseError(
-                f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db "
-                f"(a password goes in SPARKIFY_WAREHOUSE_PASSWORD, or percent-encoded in the URL)."
-            )
-        if port and not port.isdigit():
-            raise WarehouseError(
-                f"The port in the {scheme}:// warehouse URL must be a number: {scheme}://user@host:port/db."
-            )
-        cls = RedshiftWarehouse if scheme == "redshift" else PostgresWarehouse
-        sslmode = sslmode or parse_qs(parts["query"] or "").get("sslmode", [None])[0]
-        return cls(
-            host=parts["host"].strip("[]"),
-            port=int(port) if port else _DEFAULT_PORTS[scheme],
-            user=unquote(parts["user"]),
-            database=unquote(parts["database"].strip("/")),
-            password=password or (unquote(parts["password"]) if parts["password"] else None),
-            sslmode=sslmode or ("require" if scheme == "redshift" else "prefer"),
-        )
+        return _server_from_url(scheme, rest, password, sslmode)
     raise WarehouseError(
         f"Unknown warehouse URL scheme {scheme + '://' if scheme else repr(url)}: SPARKIFY_WAREHOUSE_URL "
         f"takes {URL_FORMS}."
+    )
+
+
+def _duckdb_from_url(rest: str) -> DuckDBWarehouse:
+    """A DuckDB warehouse from what follows `duckdb://`."""
+    path = rest.split("?", 1)[0]
+    if not path:
+        raise WarehouseError(
+            f"A duckdb:// warehouse URL needs a file path, e.g. duckdb:///tmp/sparkify.duckdb; "
+            f"SPARKIFY_WAREHOUSE_URL takes {URL_FORMS}."
+        )
+    return DuckDBWarehouse(Path(unquote(path)))
+
+
+def _server_from_url(scheme: str, rest: str, password: str | None, sslmode: str | None) -> PostgresWarehouse:
+    """A PostgreSQL or Redshift warehouse from what follows `scheme://`."""
+    parts = _SERVER_URL.match(rest)
+    port = parts and parts["port"]
+    if not parts or not parts["user"] or not (parts["database"] or "").strip("/"):
+        raise WarehouseError(
+            f"A {scheme}:// warehouse URL needs a user, a host and a database: {scheme}://user@host:port/db "
+            f"(a password goes in SPARKIFY_WAREHOUSE_PASSWORD, or percent-encoded in the URL)."
+        )
+    if port and not port.isdigit():
+        raise WarehouseError(
+            f"The port in the {scheme}:// warehouse URL must be a number: {scheme}://user@host:port/db."
+        )
+    cls = RedshiftWarehouse if scheme == "redshift" else PostgresWarehouse
+    sslmode = sslmode or parse_qs(parts["query"] or "").get("sslmode", [None])[0]
+    return cls(
+        host=parts["host"].strip("[]"),
+        port=int(port) if port else _DEFAULT_PORTS[scheme],
+        user=unquote(parts["user"]),
+        database=unquote(parts["database"].strip("/")),
+        password=password or (unquote(parts["password"]) if parts["password"] else None),
+        sslmode=sslmode or ("require" if scheme == "redshift" else "prefer"),
     )
 
 

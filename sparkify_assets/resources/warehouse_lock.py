@@ -124,6 +124,19 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _wait_for(fd: int, path: Path, what: str, wait: bool, say: Callable[[str], None] | None) -> None:
+    """Another process holds the lock: wait for it (telling `say` once), or refuse (WarehouseBusy)."""
+    other = read_holder(path)
+    who = other.describe() if other else "another process"
+    if not wait:
+        raise WarehouseBusy(f"The warehouse {what} is in use by {who}; not waiting (lock file {path}).")
+    if say:
+        say(f"waiting: the warehouse {what} is in use by {who}; this run starts when it finishes")
+    with _interruptible():
+        while not _try_lock(fd):
+            time.sleep(POLL_SECONDS)
+
+
 @contextmanager
 def hold(
     path: Path,
@@ -157,17 +170,7 @@ def hold(
         ) from None
     try:
         if not _try_lock(fd):
-            other = read_holder(path)
-            who = other.describe() if other else "another process"
-            if not wait:
-                raise WarehouseBusy(
-                    f"The warehouse {what} is in use by {who}; not waiting (lock file {path})."
-                )
-            if say:
-                say(f"waiting: the warehouse {what} is in use by {who}; this run starts when it finishes")
-            with _interruptible():
-                while not _try_lock(fd):
-                    time.sleep(POLL_SECONDS)
+            _wait_for(fd, path, what, wait, say)
         previous = read_holder(path)
         me = Holder.me(run_id)
         _write(fd, me)
