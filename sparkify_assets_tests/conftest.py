@@ -3,6 +3,8 @@ standalone S3/IAM/Redshift/EC2 server, both on 127.0.0.1 and on ports picked at 
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -27,8 +29,10 @@ CONTRACT = {
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 # The slow layer, decided here once so that no test file carries a marker of its own: a test is
-# `slow` when it starts a server (PostgreSQL, moto), a browser or a child process, and also gets
-# the marker that says which. `pytest -m "not slow"` runs the rest (README, Tests).
+# `slow` when it starts a server (PostgreSQL, moto), a browser or a child process, runs a Dagster
+# job (a whole load into a warehouse, seconds each), or is a Hypothesis property (hundreds of
+# examples), and it also gets the marker that says which. `pytest -m "not slow"` runs the rest,
+# in under two minutes (README, Tests).
 SERVER_FIXTURES = {
     "pg_server": "postgres",
     "pg_password_server": "postgres",
@@ -42,10 +46,29 @@ SERVER_PARAMS = {"postgres": "postgres", "s3": "moto"}
 SLOW_MODULES = {
     "test_cli.py": "process",
     "test_benchmark.py": "process",
+    "test_run_lock.py": "process",
     "test_ui.py": "browser",
 }
-# Single tests that SIGKILL, lock from or spawn another process.
+# What a test, its module's fixtures or its module's helpers call that makes it slow, found in
+# their source (so a new test that loads is in the slow layer without a word): a Dagster run
+# (the helpers' load and run_load, dagster's materialize, a job's execute_in_process, a sample
+# warehouse built by a load), a server of the test's own, or a child process.
+SLOW_CALLS = {
+    "load": "load",
+    "run_load": "load",
+    "materialize": "load",
+    "execute_in_process": "load",
+    "build_sample_warehouse": "load",
+    "throwaway_server": "postgres",
+    "ThreadedMotoServer": "moto",
+    "subprocess": "process",
+    "Popen": "process",
+    "fork": "process",
+}
+# Single tests that SIGKILL, lock from or spawn another process through a helper of another
+# module, or that make a lake of tens of thousands of records (`volume`).
 SLOW_TESTS = {
+    "test_memory_follows_the_day_not_the_event_count": "volume",
     "test_duckdb_locked_by_another_process_names_the_lock": "process",
     "test_cli_reports_a_bad_url_in_one_line": "process",
     "test_killed_runs_leave_no_half_written_table": "process",
@@ -53,6 +76,40 @@ SLOW_TESTS = {
     "test_importing_needs_no_credentials_or_network": "process",
     "test_worker_processes_give_the_same_rows_in_the_same_order": "process",
 }
+
+
+@functools.cache
+def _module_calls(path: Path) -> dict[str, set[str]]:
+    """For each function of a test module (tests, fixtures, helpers): the names it calls or
+    uses (`load(...)`, `x.execute_in_process(...)`, `subprocess`)."""
+    calls: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef):
+            used = calls.setdefault(node.name, set())
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Call):
+                    func = inner.func
+                    used.add(func.id if isinstance(func, ast.Name) else getattr(func, "attr", ""))
+                elif isinstance(inner, ast.Name):
+                    used.add(inner.id)
+    return calls
+
+
+def _slow_calls(item: pytest.Item) -> set[str]:
+    """The SLOW_CALLS reasons of a test, through the functions of its module it reaches."""
+    calls = _module_calls(item.path)
+    todo = [getattr(item, "originalname", item.name), *getattr(item, "fixturenames", ())]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in calls:
+            continue
+        seen.add(name)
+        todo += calls[name]
+    used = set().union(*(calls[n] for n in seen)) if seen else set()
+    # `load` is only the helper called by its bare name, not json.load; module-local helper
+    # names that shadow a SLOW_CALLS name (a local materialize) count the same.
+    return {SLOW_CALLS[name] for name in used | seen if name in SLOW_CALLS}
 
 
 def _slow_reasons(item: pytest.Item) -> set[str]:
@@ -67,7 +124,9 @@ def _slow_reasons(item: pytest.Item) -> set[str]:
     name = getattr(item, "originalname", item.name)
     if name in SLOW_TESTS:
         reasons.add(SLOW_TESTS[name])
-    return reasons
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        reasons.add("hypothesis")
+    return reasons | _slow_calls(item)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from pathlib import Path
 
 from dagster import (
     AssetSelection,
@@ -90,3 +92,14 @@ def run_checks(warehouse_url: str, *assets: str, lake_url: str = "") -> ExecuteI
     return only_checks.resolve_job_def("checks_only").execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False
     )
+
+
+def put(lake: Path, key: str, body: bytes | str) -> None:
+    """Write a lake file so that its version (mtime and size) surely changes."""
+    path = lake / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_bytes(body.encode() if isinstance(body, str) else body)
+    st = path.stat()
+    if st.st_mtime_ns <= old:
+        os.utime(path, ns=(st.st_atime_ns, old + 1_000_000_000))

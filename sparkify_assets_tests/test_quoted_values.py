@@ -14,7 +14,6 @@ does (backslash as an escape).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from sparkify_assets.query import query_analysis
 from sparkify_assets.redshift import quote_literal
 from sparkify_assets.resources.warehouse import open_warehouse
-from sparkify_assets_tests.helpers import WAREHOUSE_FIXTURES, load
+from sparkify_assets_tests.helpers import WAREHOUSE_FIXTURES, load, put
 
 QUOTED_KEY = "song_data/Q/U/O/TRO'BRIEN 100%?.json"
 TITLE = "Don't Stop 'Til 100%?"
@@ -73,24 +72,13 @@ def _play(ts: int, song: str, artist: str) -> dict:
     }
 
 
-def _put(root: Path, key: str, body: str) -> None:
-    """Write a lake file so that its version (mtime and size) surely changes."""
-    path = root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(body)
-    st_ = path.stat()
-    if st_.st_mtime_ns <= old:
-        os.utime(path, ns=(st_.st_atime_ns, old + 1_000_000_000))
-
-
 def _lake(root: Path) -> Path:
-    _put(root, QUOTED_KEY, json.dumps(_song("SOQUOTE0001", TITLE, "ARQUOTE", ARTIST)))
+    put(root, QUOTED_KEY, json.dumps(_song("SOQUOTE0001", TITLE, "ARQUOTE", ARTIST)))
     for i, key in enumerate(PLAIN_SONGS):
-        _put(root, key, json.dumps(_song(f"SOPLAIN000{i}", f"Plain {i}", "ARPLAIN", "Plain")))
+        put(root, key, json.dumps(_song(f"SOPLAIN000{i}", f"Plain {i}", "ARPLAIN", "Plain")))
     day_file = f"log_data/2018/11/{DAY}-events.json"
-    _put(root, day_file, json.dumps(_play(1541419200000, TITLE, ARTIST)) + "\n")
-    _put(root, STRAY_KEY, json.dumps(_play(1541419300000, TITLE, ARTIST)) + "\n")
+    put(root, day_file, json.dumps(_play(1541419200000, TITLE, ARTIST)) + "\n")
+    put(root, STRAY_KEY, json.dumps(_play(1541419300000, TITLE, ARTIST)) + "\n")
     return root
 
 
@@ -130,7 +118,7 @@ def test_a_quote_reaches_every_sql_path_intact(request, tmp_path, backend):
     ) == (["title", "literal"], [(TITLE, "a%b?")])
 
     # The quoted file changes: the incremental restage deletes its rows by key, then stages anew.
-    _put(lake, QUOTED_KEY, json.dumps(_song("SOQUOTE0001", NEW_TITLE, "ARQUOTE", ARTIST)))
+    put(lake, QUOTED_KEY, json.dumps(_song("SOQUOTE0001", NEW_TITLE, "ARQUOTE", ARTIST)))
     result = load(url, str(lake))
     (songs_event,) = [
         e

@@ -6,7 +6,6 @@ that fails leaves the tables as they were. On DuckDB and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from sparkify_assets.assets import staging
 from sparkify_assets.resources.lake import sample_lake_path
 from sparkify_assets.runner import QUIET, failures
 from sparkify_assets.tables import TABLES
-from sparkify_assets_tests.helpers import check_results, make_defs, rows
+from sparkify_assets_tests.helpers import check_results, make_defs, put, rows
 
 SONG_ASSETS = ["staging_songs", "songs", "artists"]
 SAMPLE_SONG_FILES = 71  # find song_data -name '*.json' | wc -l, in the shipped sample
@@ -56,17 +55,6 @@ def lake(tmp_path) -> Path:
     shutil.copytree(sample / "song_data", root / "song_data")
     shutil.copytree(sample / "log_data", root / "log_data")
     return root
-
-
-def put(lake: Path, key: str, body: bytes) -> None:
-    """Write a lake file so that its version (mtime and size) surely changes."""
-    path = lake / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_bytes(body)
-    st = path.stat()
-    if st.st_mtime_ns <= old:
-        os.utime(path, ns=(st.st_atime_ns, old + 1_000_000_000))
 
 
 def materialize(warehouse_url: str, lake: Path) -> dict:
