@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sparkify_assets.errors import UserError
+from sparkify_assets.errors import UserError, first_line
 
 
 class InfraError(UserError, ValueError):
@@ -140,8 +140,7 @@ def read_dwh_cfg(path: str | Path | None) -> dict[tuple[str, str], str]:
     except OSError as exc:
         raise InfraError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     except configparser.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise InfraError(f"{path} is not a valid dwh.cfg ({first}).") from None
+        raise InfraError(f"{path} is not a valid dwh.cfg ({first_line(exc)}).") from None
     out = {}
     for section in parser.sections():
         for key, value in parser.items(section):
