@@ -81,22 +81,23 @@ def _child_sensor_run(args: argparse.Namespace) -> dict:
     """What a lake sensor's RunRequest costs, run as the daemon would (test_sensors.py `execute`):
     job sparkify_lake_updates with the sensor's asset selection, for one day's partition (the log
     sensor: a day's events) or unpartitioned (the song sensor's catalog-only request)."""
-    from dagster import AssetKey, DagsterInstance
+    from dagster import DagsterInstance
 
     from sparkify_assets.definitions import build_defs
     from sparkify_assets.resources.lake import LakeResource
     from sparkify_assets.resources.warehouse import WarehouseResource
     from sparkify_assets.runner import QUIET, failures
-    from sparkify_assets.sensors import EVENT_ASSETS, SONG_ONLY_ASSETS, sparkify_lake_updates
+    from sparkify_assets.sensors import default_selections, sparkify_lake_updates
 
     defs = build_defs(WarehouseResource(url=args.warehouse), LakeResource(url=args.lake))
-    assets = EVENT_ASSETS if args.selection == "events" else SONG_ONLY_ASSETS
+    chosen = default_selections()
+    assets = chosen.event if args.selection == "events" else chosen.song_only
     instance = DagsterInstance.get()
     t0 = time.perf_counter()
     result = defs.resolve_job_def(sparkify_lake_updates.name).execute_in_process(
         instance=instance,
         partition_key=args.start if args.selection == "events" else None,
-        asset_selection=[AssetKey(a) for a in assets],
+        asset_selection=assets,
         run_config=QUIET,
         raise_on_error=False,
     )

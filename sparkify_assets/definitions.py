@@ -20,7 +20,7 @@ from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
 from sparkify_assets.partitions import partitions_for_lake
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
-from sparkify_assets.sensors import SENSOR_JOBS, SENSORS
+from sparkify_assets.sensors import LAKE_UPDATES_SELECTION, SENSOR_JOBS, SENSORS
 from sparkify_assets.storage import label_assets
 
 CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
@@ -44,7 +44,8 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
     """Definitions for one warehouse and lake; `defs` below reads them from the environment."""
     load_warehouse = define_asset_job(
         LOAD_JOB,
-        selection=AssetSelection.assets(*CORE_ASSETS, *ANALYTICS_ASSETS),
+        # The sensors' selection: everything downstream of the two staging assets (sensors.py).
+        selection=LAKE_UPDATES_SELECTION,
         description="Stage the lake, build the star schema and the analytics tables; each asset's "
         "checks run in its own step, before it commits (14 asset steps and the 2 lake inventories).",
     )

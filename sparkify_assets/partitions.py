@@ -6,8 +6,10 @@ definition from the first to the last log day, with the days in between that hav
 excluded. So the UI shows exactly the days that hold data, a range such as
 `--partition-range 2018-11-01...2018-11-30` works on a fresh instance (no partition has to be
 registered first, as dynamic partitions would need), and a single-run backfill over the range
-keeps `BackfillPolicy.single_run()` semantics. A day whose file arrives later becomes a partition
-when the code location reloads; the log sensor says so until then.
+keeps `BackfillPolicy.single_run()` semantics. On a live lake (a file within the last week) the
+partitions are open-ended instead, so a new day is a partition as soon as it is over; on an
+archive lake a day whose file arrives later becomes a partition when the code location reloads,
+and the log sensor says so until then.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ FIRST_DAY = "2018-11-01"
 # Used while the lake cannot be read at definition load (so the code location still loads and the
 # runs report the lake's own error): every day since the app started, as before.
 DAILY = DailyPartitionsDefinition(start_date=FIRST_DAY)
+# A lake whose last day is at most this many days before today is live: its partitions run on to
+# yesterday, so new days need no reload (the log sensor's look-back, sensors.LOOKBACK_DAYS).
+LIVE_LAKE_DAYS = 7
 # The asset whose partitions the sensors and `sparkify run` read back from loaded Definitions.
 PARTITIONED_ASSET = AssetKey("staging_events")
 
@@ -37,14 +42,21 @@ log = logging.getLogger(__name__)
 
 
 def lake_partitions(days: Iterable[date], today: date | None = None) -> DailyPartitionsDefinition:
-    """Daily partitions for exactly `days` (from FIRST_DAY to yesterday: a day is a partition once
-    it is over, as with open-ended daily partitions)."""
+    """Daily partitions for the lake's `days` (from FIRST_DAY to yesterday: a day is a partition
+    once it is over, as with open-ended daily partitions).
+
+    A live lake (its last day at most LIVE_LAKE_DAYS before today) gets open-ended partitions from
+    its first day: each new day becomes a partition at midnight UTC without reloading the code
+    location, and a day without a file shows as missing. An archive lake (the 2018 sample) gets
+    exactly its days: first to last, the days without a file excluded."""
     today = today or datetime.now(UTC).date()
     first_allowed = date.fromisoformat(FIRST_DAY)
     keep = sorted({d for d in days if first_allowed <= d < today})
     if not keep:
         # No log day yet: an empty set of partitions (start == end).
         return DailyPartitionsDefinition(start_date=FIRST_DAY, end_date=FIRST_DAY)
+    if (today - keep[-1]).days <= LIVE_LAKE_DAYS:
+        return DailyPartitionsDefinition(start_date=keep[0].isoformat())
     present = set(keep)
     gaps = [
         datetime(d.year, d.month, d.day, tzinfo=UTC)

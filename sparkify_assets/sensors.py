@@ -3,39 +3,56 @@
 `sparkify_log_sensor` lists `log_data/` from a few days before the last day it has seen (one S3
 list call per 1,000 keys returned, whatever the size of the bucket) and asks for one run per new,
 late, changed or deleted day. Each run reloads that day's `staging_events` and `songplays`
-partitions and rebuilds `users` and `time`, which are built from every day. Its cursor is JSON:
-the last day seen and the file version of each day in the look-back window. Its first
-evaluation asks for one run that loads everything, as `sparkify run` does.
+partitions and rebuilds what follows from them. Its cursor is JSON: the last day seen and the
+file version of each day in the look-back window. Its first evaluation asks for one run that
+loads everything, as `sparkify run` does.
 
 `sparkify_song_sensor` fingerprints `song_data/` (keys and versions) and, when it changes, asks
 for one run that restages the catalog, rebuilds `songs` and `artists`, and re-matches `songplays`
 over every staged day: a new song can match plays of any earlier day, and rebuilding the fact
 from staging is SQL inside the warehouse (no lake reads), so the tables equal a clean full load.
 
-Every run that changes songplays also rebuilds the analytics tables, which are read from the
-star schema, so after any sequence of sensor runs every table equals a clean `sparkify run`.
+Nothing is missed: a request is done when it has landed, not when it was asked for. Each tick
+compares every day of its cursor with the version Dagster's instance says was last loaded by a
+successful run (`lake_versions.LAKE_VERSION` on the day's `staging_events` materialization); a
+day whose run failed or was cancelled is asked for again, with exponential backoff (1 min, then
+2, 4, … up to 30 min), and the tick log names the day, the run and its error. The first load and
+the catalog runs are followed the same way, by their runs' outcome.
 
-Both ask for runs of one job, `sparkify_lake_updates`, each selecting the assets it needs.
-Neither touches the warehouse: they read the lake only, so they never hold DuckDB's lock.
-See docs/sensors.md."""
+What each run selects is derived from the asset graph (everything downstream of the staging
+asset that changed), so adding an asset needs no change here. Both ask for runs of one job,
+`sparkify_lake_updates`, whose selection `load_warehouse` shares. Neither touches the warehouse:
+they read the lake and the instance only, so they never hold DuckDB's lock. See docs/sensors.md."""
+
+from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Protocol
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
+    RunStatusChangeRecordsFilter,
     SensorEvaluationContext,
     SensorResult,
     define_asset_job,
     sensor,
 )
 
-from sparkify_assets.assets.analytics import ANALYTICS_TABLES
+from sparkify_assets.lake_versions import LAKE_VERSION, NO_FILE
 from sparkify_assets.partitions import FIRST_DAY, loaded_partitions, partition_days
 from sparkify_assets.resources.lake import Lake, LakeFile, LakeResource
 
@@ -45,34 +62,235 @@ LOOKBACK_DAYS = 7
 # Log files arrive once a day; a minute keeps the UI lively without listing S3 needlessly.
 LOG_INTERVAL_SECONDS = 60
 # The version recorded for a day whose file was removed while in the look-back window.
-DELETED = "deleted"
+DELETED = NO_FILE
 # Listing song_data/ reads the whole catalog (song keys are not dated), so look less often.
 SONG_INTERVAL_SECONDS = 300
+# A failed request is asked for again after 1 min, then 2, 4, 8, 16, 30, 30… minutes: a transient
+# cause (a locked DuckDB file, a dropped connection) clears itself, and a configuration error
+# waiting for a person costs two runs an hour, not one a minute.
+BACKOFF_FIRST_SECONDS = 60
+BACKOFF_MAX_SECONDS = 1800
+# Dagster's run retries (needs `run_retries: enabled: true` in dagster.yaml): a run that fails is
+# re-executed whole, at once, this many times before the sensor's backoff takes over.
+RUN_RETRY_TAGS = {
+    "dagster/max_retries": "2",
+    "dagster/retry_on_asset_or_op_failure": "true",
+    # Every step again: a day has landed when one successful run staged and matched it.
+    "dagster/retry_strategy": "ALL_STEPS",
+}
 
-CORE_ASSETS = ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
-# The answers are SQL over the star schema: whatever changes songplays or users changes them.
-ANALYTICS_ASSETS = [t.name for t in ANALYTICS_TABLES]
-EVENT_ASSETS = ["staging_events", "songplays", "users", "time", *ANALYTICS_ASSETS]
-SONG_ASSETS = ["staging_songs", "songs", "artists", "songplays", "time", *ANALYTICS_ASSETS]
-SONG_ONLY_ASSETS = ["staging_songs", "songs", "artists"]
+STAGING_EVENTS = AssetKey("staging_events")
+STAGING_SONGS = AssetKey("staging_songs")
+# Derived from the asset graph, not listed: a day's events change everything downstream of
+# staging_events (songplays, users, time, the analytics); the catalog everything downstream of
+# staging_songs. With no day staged, a catalog run leaves songplays (and what follows) to the
+# first load, which builds it from the catalog it stages itself.
+EVENT_SELECTION = AssetSelection.assets(STAGING_EVENTS).downstream()
+SONG_SELECTION = AssetSelection.assets(STAGING_SONGS).downstream()
+SONG_ONLY_SELECTION = SONG_SELECTION - AssetSelection.assets("songplays").downstream()
+# Everything the lake feeds: the sensors' job and `load_warehouse` (definitions.py) share it.
+LAKE_UPDATES_SELECTION = EVENT_SELECTION | SONG_SELECTION
 # Dagster's documented run tags for one run over a range of partitions (backfills use them).
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Every sensor run carries this tag; a run-queue limit of 1 on it (dagster.yaml) runs them one
 # after another, in the order the sensors asked for them (docs/sensors.md).
 LAKE_UPDATE_TAG = "sparkify/lake_update"
+# The request a run carries out (its first run key): every attempt of it carries the same value,
+# so the sensors find its runs, in flight or failed, whatever Dagster's retries add.
+REQUEST_TAG = "sparkify/request"
+ATTEMPT_TAG = "sparkify/attempt"
 
 # One job for both sensors: each request selects the assets it needs (a day's events, the
 # catalog, or everything on a first evaluation).
 sparkify_lake_updates = define_asset_job(
     "sparkify_lake_updates",
-    selection=AssetSelection.assets(*CORE_ASSETS, *ANALYTICS_ASSETS),
+    selection=LAKE_UPDATES_SELECTION,
     description=(
-        "Runs asked for by the lake sensors: a day's events (staging_events, songplays, users, time), "
-        "the song catalog (staging_songs, songs, artists, and songplays re-matched), or everything; "
-        "each rebuilds the analytics tables when songplays changed."
+        "Runs asked for by the lake sensors: a day's events (staging_events and what follows from it), "
+        "the song catalog (staging_songs and what follows, songplays re-matched), or everything."
     ),
 )
+
+
+@dataclass(frozen=True)
+class Selections:
+    """The asset keys of each kind of request, resolved from an asset graph."""
+
+    event: list[AssetKey]
+    song: list[AssetKey]
+    song_only: list[AssetKey]
+
+    @classmethod
+    def of(cls, graph) -> Selections:
+        return cls(
+            *(sorted(s.resolve(graph)) for s in (EVENT_SELECTION, SONG_SELECTION, SONG_ONLY_SELECTION))
+        )
+
+
+@cache
+def default_selections() -> Selections:
+    """Resolved against the project's assets (for the planners called outside a sensor)."""
+    from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS
+
+    return Selections.of([*CORE_ASSETS, *ANALYTICS_ASSETS])
+
+
+@dataclass
+class Attempt:
+    """One run that carried out a request."""
+
+    run_id: str
+    status: DagsterRunStatus
+    ended: float | None  # POSIX time it finished, None while in flight
+    error: str  # first line of its error ("" unless it failed or was cancelled)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.ended is None and self.status not in FINISHED
+
+    def describe(self) -> str:
+        verb = "was cancelled" if self.status == DagsterRunStatus.CANCELED else "failed"
+        return (
+            f"run {self.run_id[:8]} {verb}: {self.error}" if self.error else f"run {self.run_id[:8]} {verb}"
+        )
+
+
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+class Ledger(Protocol):
+    """What actually happened, as Dagster's instance records it."""
+
+    def landed(self, day: date) -> str | None:
+        """The lake version a successful run last loaded for `day` ("" unrecorded), None if none."""
+
+    def attempts(self, request: str) -> list[Attempt]:
+        """The runs that carried out `request`, oldest first."""
+
+
+class InstanceLedger:
+    """The Ledger of a DagsterInstance, through its public API."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self.instance = instance
+        self._status: dict[str, DagsterRunStatus | None] = {}
+
+    def _run_status(self, run_id: str) -> DagsterRunStatus | None:
+        if run_id not in self._status:
+            record = self.instance.get_run_record_by_id(run_id)
+            self._status[run_id] = record.dagster_run.status if record else None
+        return self._status[run_id]
+
+    def landed(self, day: date) -> str | None:
+        found = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=STAGING_EVENTS, asset_partitions=[day.isoformat()]), limit=50
+        )
+        for record in found.records:  # newest first
+            if self._run_status(record.run_id) != DagsterRunStatus.SUCCESS:
+                continue  # a failed run may have staged the day and then failed downstream of it
+            value = record.asset_materialization.metadata.get(LAKE_VERSION)
+            return str(value.value) if value is not None else ""
+        return None
+
+    def attempts(self, request: str) -> list[Attempt]:
+        records = self.instance.get_run_records(RunsFilter(tags={REQUEST_TAG: request}))
+        out = []
+        for record in sorted(records, key=lambda r: r.create_timestamp):
+            run = record.dagster_run
+            ended = record.end_time
+            if ended is None and run.status in FINISHED:
+                ended = record.update_timestamp.timestamp()  # a run marked failed or cancelled by hand
+            error = ""
+            if run.status == DagsterRunStatus.CANCELED:
+                error = "cancelled"
+            elif run.status == DagsterRunStatus.FAILURE:
+                error = self._error(run.run_id, record.create_timestamp.timestamp())
+            out.append(Attempt(run.run_id, run.status, ended, error))
+        return out
+
+    def _error(self, run_id: str, created: float) -> str:
+        """The first line of the run's first step failure (else of its failure event)."""
+        changes = self.instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_timestamp=created - 1),
+            limit=200,
+        )
+        for record in changes.records:
+            if record.run_id != run_id:
+                continue
+            event = record.event_log_entry.dagster_event
+            data = event.event_specific_data if event else None
+            step = getattr(data, "first_step_failure_event", None)
+            error = step.step_failure_data.error if step is not None else getattr(data, "error", None)
+            if error is not None:
+                return first_line(error)
+            return (record.event_log_entry.message or "failed").splitlines()[0]
+        return ""
+
+
+def first_line(error) -> str:
+    """The user's error under Dagster's wrappers, one line, without its class path."""
+    while error.cause is not None:
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    message = lines[0] if lines else error.cls_name or "failed"
+    head, _, rest = message.partition(": ")
+    return rest if rest and "." in head and " " not in head else message
+
+
+def backoff_seconds(failures: int) -> int:
+    """How long to wait before attempt `failures` + 1 (failures >= 1)."""
+    return min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+
+
+@dataclass
+class Followed:
+    """Where a request stands: landed, in flight, waiting for its backoff, or to be asked again."""
+
+    state: str  # "landed" | "in flight" | "waiting" | "retry" | "ask"
+    run_key: str = ""
+    attempt: int = 0
+    last: Attempt | None = None
+    due: float = 0.0
+
+    def note(self, what: str) -> str:
+        if self.state == "in flight":
+            return f"{what} (run {self.last.run_id[:8]} in flight)"
+        if self.state == "waiting":
+            at = datetime.fromtimestamp(self.due, UTC).strftime("%H:%M:%S UTC")
+            return f"{what} waits for attempt {self.attempt + 1} until {at} ({self.last.describe()})"
+        if self.state == "retry":
+            return f"{what}, attempt {self.attempt + 1} ({self.last.describe()})"
+        return f"{what} (asked for before, no run of it found)"
+
+
+def follow(ledger: Ledger, request: str, now: float, success_lands: bool = True) -> Followed:
+    """Follow a request through its runs. A day's request (`success_lands=False`) has landed
+    when the instance records its version, which the caller checked first: a run of it that
+    succeeded without landing it (the file changed during the run) counts as an attempt, so
+    nothing loops tightly."""
+    attempts = ledger.attempts(request)
+    if success_lands and any(a.status == DagsterRunStatus.SUCCESS for a in attempts):
+        return Followed("landed")
+    flying = [a for a in attempts if a.in_flight]
+    if flying:
+        return Followed("in flight", last=flying[-1])
+    for a in attempts:
+        if a.status == DagsterRunStatus.SUCCESS:
+            a.error = "it succeeded, but the version it loaded is not the lake's"
+    n = len(attempts)
+    if n == 0:
+        return Followed("ask", run_key=request)  # asked for, no run yet: the same key again
+    last = attempts[-1]
+    due = (last.ended or now) + backoff_seconds(n)
+    run_key = f"{request}:a{n}"
+    if now < due:
+        return Followed("waiting", run_key=run_key, attempt=n, last=last, due=due)
+    return Followed("retry", run_key=run_key, attempt=n, last=last)
+
+
+def attempt_tags(request: str, attempt: int) -> dict[str, str]:
+    return {REQUEST_TAG: request, ATTEMPT_TAG: str(attempt + 1), **RUN_RETRY_TAGS}
 
 
 class SensorCursorError(ValueError):
@@ -108,7 +326,8 @@ def fingerprint(files: list[LakeFile]) -> str:
 
 @dataclass
 class LogCursor:
-    """What the log sensor has seen: the last day, and {day: (version, revision)} for the window.
+    """What the log sensor has seen: the last day, {day: (version, revision)} for the window and
+    for older days not loaded yet, and the first load while it has not landed.
 
     The revision counts how often a day's file changed while in the window, so that putting back
     an earlier version (same ETag) still gets a run key of its own.
@@ -116,31 +335,38 @@ class LogCursor:
 
     last_day: date | None = None
     seen: dict[date, tuple[str, int]] = field(default_factory=dict)
+    # The first evaluation's request (key, first day, last day) until one of its runs succeeds.
+    first_load: tuple[str, date, date] | None = None
 
     @classmethod
-    def parse(cls, raw: str | None) -> "LogCursor":
+    def parse(cls, raw: str | None) -> LogCursor:
         if not raw:
             return cls()
         try:
             data = json.loads(raw)
+            first_load = data.get("first_load")
             return cls(
                 date.fromisoformat(data["last_day"]),
                 {date.fromisoformat(d): (str(v), int(n)) for d, (v, n) in data["seen"].items()},
+                (str(first_load[0]), date.fromisoformat(first_load[1]), date.fromisoformat(first_load[2]))
+                if first_load
+                else None,
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             raise SensorCursorError(
                 f"The log sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
                 "(Automation > sparkify_log_sensor > Reset cursor) to reload every day once."
             ) from None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "last_day": self.last_day.isoformat() if self.last_day else None,
-                "seen": {d.isoformat(): [v, n] for d, (v, n) in sorted(self.seen.items())},
-            },
-            separators=(",", ":"),
-        )
+        data: dict = {
+            "last_day": self.last_day.isoformat() if self.last_day else None,
+            "seen": {d.isoformat(): [v, n] for d, (v, n) in sorted(self.seen.items())},
+        }
+        if self.first_load:
+            key, first, last = self.first_load
+            data["first_load"] = [key, first.isoformat(), last.isoformat()]
+        return json.dumps(data, separators=(",", ":"))
 
 
 @dataclass
@@ -151,18 +377,31 @@ class LogTick:
     message: str
 
 
+def request_key(day: date, version: str, revision: int) -> str:
+    """A request per (day, version, revision): a retried tick repeats its keys, so Dagster
+    launches each run once; a file that changes (even back to an old version) gets a new one."""
+    return f"{day.isoformat()}:{version}" + (f":r{revision}" if revision else "")
+
+
 def plan_log_runs(
     lake: Lake,
     raw_cursor: str | None,
     last_day: date,
     lookback_days: int = LOOKBACK_DAYS,
     partitions: set[date] | None = None,
+    ledger: Ledger | None = None,
+    now: float | None = None,
+    selections: Selections | None = None,
 ) -> LogTick:
-    """Decide which days to reload; `last_day` is the newest partition that may be requested and
+    """Decide which days to (re)load; `last_day` is the newest partition that may be requested and
     `partitions`, when given, the days that are partitions (a file on any other day waits for the
-    code location to reload, which makes its day a partition)."""
+    code location to reload, which makes its day a partition). With a `ledger`, every day the
+    cursor holds is compared with what landed, and a request that did not land is asked again
+    after its backoff (`now`: POSIX time, default the clock)."""
     cursor = LogCursor.parse(raw_cursor)
     first_day = date.fromisoformat(FIRST_DAY)
+    now = time.time() if now is None else now
+    keys = (selections or default_selections()).event
 
     def is_partition(day: date) -> bool:
         return first_day <= day <= last_day and (partitions is None or day in partitions)
@@ -170,35 +409,81 @@ def plan_log_runs(
     if cursor.last_day is None:
         return _bootstrap(lake, is_partition, lookback_days)
 
-    since = cursor.last_day - timedelta(days=lookback_days)
+    window = cursor.last_day - timedelta(days=lookback_days)
+    since = min([window, *cursor.seen])  # older days stay in the cursor until they land
     listed = lake.log_files(since)
     files = {f.day: f for f in listed if is_partition(f.day)}
-    requests, seen = [], {}
+    requests: list[RunRequest] = []
+    notes = {"new": [], "retried": [], "waiting": [], "in flight": []}
+    seen, unlanded = {}, set()
+
+    first_load = cursor.first_load
+    if first_load and ledger is not None:
+        followed = follow(ledger, first_load[0], now)
+        if followed.state == "landed":
+            first_load = None
+        else:
+            what = f"the first load ({first_load[1]} to {first_load[2]})"
+            notes[_NOTE[followed.state]].append(followed.note(what))
+            if followed.state in ("retry", "ask"):
+                requests.append(_first_load_request(first_load, followed))
+
     for day in sorted(set(files) | {d for d in cursor.seen if d >= since}):
         version, revision = cursor.seen.get(day, (None, -1))
         f = files.get(day)
-        now = f.version if f else DELETED
-        if version == now:
-            seen[day] = (version, revision)
+        current = f.version if f else DELETED
+        if version != current:
+            revision += 1
+            seen[day] = (current, revision)
+            unlanded.add(day)
+            if f is None:  # removed: reload the day so its rows go too, as a clean load would
+                reason = "deleted"
+            else:
+                reason = "new" if day > cursor.last_day else ("changed" if version else "late")
+            request = request_key(day, current, revision)
+            requests.append(_day_request(day, request, request, 0, reason, f.key if f else "", keys))
+            notes["new"].append(f"{day} ({reason})")
             continue
-        # A run key per (day, version, revision): a retried tick repeats its keys, so Dagster
-        # launches each run once; a file that changes (even back to an old version) gets a new one.
-        revision += 1
-        seen[day] = (now, revision)
-        if f is None:  # removed: reload the day so its rows go too, as a clean load would
-            reason = "deleted"
-        else:
-            reason = "new" if day > cursor.last_day else ("changed" if version else "late")
-        requests.append(_day_request(day, now, revision, reason, f.key if f else ""))
+        seen[day] = (version, revision)
+        if ledger is None or first_load is not None:
+            continue  # no record to compare with, or the first load (in flight or retried) covers it
+        landed = ledger.landed(day)
+        if landed == version or (version == DELETED and landed in (None, NO_FILE)):
+            continue
+        unlanded.add(day)
+        request = request_key(day, version, revision)
+        followed = follow(ledger, request, now, success_lands=False)
+        notes[_NOTE[followed.state]].append(followed.note(day.isoformat()))
+        if followed.state in ("retry", "ask"):
+            reason = "retry" if followed.state == "retry" else "not loaded"
+            requests.append(
+                _day_request(
+                    day, request, followed.run_key, followed.attempt, reason, f.key if f else "", keys
+                )
+            )
 
     new_last = max([cursor.last_day, *files])
-    window = new_last - timedelta(days=lookback_days)
-    new_cursor = LogCursor(new_last, {d: s for d, s in seen.items() if d >= window})
-    message = (
-        f"Listed {len(listed)} log files since {since}; "
-        f"{len(requests)} day(s) to load: {', '.join(r.partition_key for r in requests) or 'none'}"
-    ) + _waiting(listed, files, first_day)
+    new_window = new_last - timedelta(days=lookback_days)
+    kept = {d: s for d, s in seen.items() if d >= new_window or d in unlanded}
+    new_cursor = LogCursor(new_last, kept, first_load)
+    message = f"Listed {len(listed)} log files since {since}; " + _summary(notes)
+    message += _waiting(listed, files, first_day)
     return LogTick(requests, new_cursor, len(listed), message)
+
+
+# Which line of the tick log a followed request goes to.
+_NOTE = {"in flight": "in flight", "waiting": "waiting", "retry": "retried", "ask": "retried"}
+
+
+def _summary(notes: dict[str, list[str]]) -> str:
+    parts = [f"{len(notes['new'])} day(s) to load: {', '.join(notes['new']) or 'none'}"]
+    if notes["retried"]:
+        parts.append(f"asked again: {'; '.join(notes['retried'])}")
+    if notes["waiting"]:
+        parts.append(f"waiting for backoff: {'; '.join(notes['waiting'])}")
+    if notes["in flight"]:
+        parts.append(f"loading: {'; '.join(notes['in flight'])}")
+    return "; ".join(parts)
 
 
 def _waiting(listed: list[LakeFile], files, first_day: date) -> str:
@@ -213,17 +498,25 @@ def _waiting(listed: list[LakeFile], files, first_day: date) -> str:
     )
 
 
-def _day_request(day: date, version: str, revision: int, reason: str, key: str) -> RunRequest:
-    run_key = f"{day.isoformat()}:{version}" + (f":r{revision}" if revision else "")
-    tags = {LAKE_UPDATE_TAG: "log", "sparkify/reason": reason}
+def _day_request(
+    day: date, request: str, run_key: str, attempt: int, reason: str, key: str, assets: Sequence[AssetKey]
+) -> RunRequest:
+    tags = {LAKE_UPDATE_TAG: "log", "sparkify/reason": reason, **attempt_tags(request, attempt)}
     if key:
         tags["sparkify/log_key"] = key
-    return RunRequest(
-        run_key=run_key,
-        partition_key=day.isoformat(),
-        tags=tags,
-        asset_selection=[AssetKey(a) for a in EVENT_ASSETS],
-    )
+    return RunRequest(run_key=run_key, partition_key=day.isoformat(), tags=tags, asset_selection=list(assets))
+
+
+def _first_load_request(first_load: tuple[str, date, date], followed: Followed) -> RunRequest:
+    request, first, last = first_load
+    reason = "first evaluation" if followed.state == "ask" else "retry of the first evaluation"
+    tags = {
+        **range_tags(first, last),
+        LAKE_UPDATE_TAG: "all",
+        "sparkify/reason": reason,
+        **attempt_tags(request, followed.attempt),
+    }
+    return RunRequest(run_key=followed.run_key or request, tags=tags)
 
 
 def _bootstrap(lake: Lake, is_partition, lookback_days: int) -> LogTick:
@@ -238,12 +531,13 @@ def _bootstrap(lake: Lake, is_partition, lookback_days: int) -> LogTick:
         return LogTick([], LogCursor(), len(listed), f"No log files in {lake.url} yet")
     first, last = files[0].day, files[-1].day
     window = last - timedelta(days=lookback_days)
-    cursor = LogCursor(last, {f.day: (f.version, 0) for f in files if f.day >= window})
-    run_key = f"all:{first}..{last}:{fingerprint(files)[:16]}"
-    tags = {**range_tags(first, last), LAKE_UPDATE_TAG: "all", "sparkify/reason": "first evaluation"}
-    request = RunRequest(run_key=run_key, tags=tags)
+    request = f"all:{first}..{last}:{fingerprint(files)[:16]}"
+    cursor = LogCursor(
+        last, {f.day: (f.version, 0) for f in files if f.day >= window}, (request, first, last)
+    )
+    run_request = _first_load_request(cursor.first_load, Followed("ask", run_key=request))
     return LogTick(
-        [request], cursor, len(listed), f"First evaluation: one run loads everything, {first} to {last}"
+        [run_request], cursor, len(listed), f"First evaluation: one run loads everything, {first} to {last}"
     )
 
 
@@ -253,13 +547,21 @@ def _bootstrap(lake: Lake, is_partition, lookback_days: int) -> LogTick:
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches log_data/ for new, late, changed or deleted daily files and reloads exactly those "
-        f"days (look-back {LOOKBACK_DAYS} days); the first evaluation loads everything in one run."
+        f"days (look-back {LOOKBACK_DAYS} days); the first evaluation loads everything in one run. "
+        "A day whose run failed or was cancelled is asked for again, with backoff, until it lands."
     ),
 )
 def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
     lk = lake.open()
     days = sensor_partition_days(context)
-    tick = plan_log_runs(lk, context.cursor, last_partition_day(days), partitions=set(days))
+    tick = plan_log_runs(
+        lk,
+        context.cursor,
+        last_partition_day(days),
+        partitions=set(days),
+        ledger=InstanceLedger(context.instance),
+        selections=Selections.of(context.repository_def.asset_graph),
+    )
     calls = getattr(lk, "list_calls", None)
     context.log.info(tick.message + (f" ({calls} S3 list calls)" if calls is not None else ""))
     if tick.run_requests:
@@ -271,22 +573,26 @@ def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) ->
 class SongCursor:
     digest: str = ""
     runs: int = 0  # song runs requested so far: part of the run key, so an old catalog put back reloads
+    pending: str = ""  # the last request, until one of its runs succeeds
 
     @classmethod
-    def parse(cls, raw: str | None) -> "SongCursor":
+    def parse(cls, raw: str | None) -> SongCursor:
         if not raw:
             return cls()
         try:
             data = json.loads(raw)
-            return cls(str(data["digest"]), int(data["runs"]))
-        except (ValueError, KeyError, TypeError):
+            return cls(str(data["digest"]), int(data["runs"]), str(data.get("pending") or ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise SensorCursorError(
                 f"The song sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
                 "(Automation > sparkify_song_sensor > Reset cursor) to reload the catalog once."
             ) from None
 
     def to_json(self) -> str:
-        return json.dumps({"digest": self.digest, "runs": self.runs}, separators=(",", ":"))
+        data: dict = {"digest": self.digest, "runs": self.runs}
+        if self.pending:
+            data["pending"] = self.pending
+        return json.dumps(data, separators=(",", ":"))
 
 
 @dataclass
@@ -302,8 +608,13 @@ def plan_song_run(
     last_day: date,
     staged_days: set[date],
     partitions: set[date] | None = None,
+    ledger: Ledger | None = None,
+    now: float | None = None,
+    selections: Selections | None = None,
 ) -> SongTick:
-    """One run when the catalog's fingerprint changed: restage songs and re-match songplays.
+    """One run when the catalog's fingerprint changed: restage songs and re-match songplays; with
+    a `ledger`, the last request is followed until one of its runs succeeds (asked again after
+    its backoff when it failed or was cancelled).
 
     The plays re-matched are those of every day already staged (`staged_days`, from Dagster's
     record) or in the lake (a day run asked for earlier may still be waiting), so whichever day
@@ -311,15 +622,70 @@ def plan_song_run(
     With nothing staged yet, songplays is left alone: the first load builds it.
     """
     cursor = SongCursor.parse(raw_cursor)
+    now = time.time() if now is None else now
     files = lake.song_files()
     if not files:
         return SongTick(None, cursor, f"No song files in {lake.url} yet")
     digest = fingerprint(files)
     if digest == cursor.digest:
-        return SongTick(None, cursor, f"The song catalog is unchanged ({len(files)} files)")
+        unchanged = f"The song catalog is unchanged ({len(files)} files)"
+        if not cursor.pending or ledger is None:
+            return SongTick(None, cursor, unchanged)
+        followed = follow(ledger, cursor.pending, now)
+        if followed.state == "landed":
+            return SongTick(None, replace_pending(cursor, ""), unchanged)
+        note = followed.note(f"the catalog run {cursor.pending}")
+        if followed.state in ("in flight", "waiting"):
+            return SongTick(None, cursor, f"{unchanged}; {note}")
+        request, scope = _song_request(
+            lake,
+            cursor.pending,
+            followed.run_key,
+            followed.attempt,
+            len(files),
+            last_day,
+            staged_days,
+            partitions,
+            selections or default_selections(),
+        )
+        return SongTick(request, cursor, f"{unchanged}; asked again: {note}, {scope}")
+    request_id = f"songs:{digest[:16]}:{cursor.runs + 1}"
+    request, scope = _song_request(
+        lake,
+        request_id,
+        request_id,
+        0,
+        len(files),
+        last_day,
+        staged_days,
+        partitions,
+        selections or default_selections(),
+    )
+    message = f"The song catalog changed ({len(files)} files): one run restages it {scope}"
+    return SongTick(request, SongCursor(digest, cursor.runs + 1, request_id), message)
+
+
+def replace_pending(cursor: SongCursor, pending: str) -> SongCursor:
+    return SongCursor(cursor.digest, cursor.runs, pending)
+
+
+def _song_request(
+    lake: Lake,
+    request_id: str,
+    run_key: str,
+    attempt: int,
+    n_files: int,
+    last_day: date,
+    staged_days: set[date],
+    partitions: set[date] | None,
+    selections: Selections,
+) -> tuple[RunRequest, str]:
     first_day = date.fromisoformat(FIRST_DAY)
-    run_key = f"songs:{digest[:16]}:{cursor.runs + 1}"
-    tags = {LAKE_UPDATE_TAG: "songs", "sparkify/reason": f"song catalog changed ({len(files)} files)"}
+    tags = {
+        LAKE_UPDATE_TAG: "songs",
+        "sparkify/reason": f"song catalog changed ({n_files} files)" if not attempt else "retry",
+        **attempt_tags(request_id, attempt),
+    }
     days = (
         sorted(
             d
@@ -331,18 +697,10 @@ def plan_song_run(
     )
     if days:
         request = RunRequest(
-            run_key=run_key,
-            tags={**tags, **range_tags(days[0], days[-1])},
-            asset_selection=[AssetKey(a) for a in SONG_ASSETS],
+            run_key=run_key, tags={**tags, **range_tags(days[0], days[-1])}, asset_selection=selections.song
         )
-        scope = f"and re-matches songplays {days[0]} to {days[-1]}"
-    else:
-        request = RunRequest(
-            run_key=run_key, tags=tags, asset_selection=[AssetKey(a) for a in SONG_ONLY_ASSETS]
-        )
-        scope = "(no day staged yet)"
-    message = f"The song catalog changed ({len(files)} files): one run restages it {scope}"
-    return SongTick(request, SongCursor(digest, cursor.runs + 1), message)
+        return request, f"and re-matches songplays {days[0]} to {days[-1]}"
+    return RunRequest(run_key=run_key, tags=tags, asset_selection=selections.song_only), "(no day staged yet)"
 
 
 @sensor(
@@ -351,11 +709,12 @@ def plan_song_run(
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches song_data/ and, when song files are added, changed or removed, restages the catalog, "
-        "rebuilds songs and artists, and re-matches every day's songplays."
+        "rebuilds songs and artists, and re-matches every day's songplays; a failed catalog run is "
+        "asked for again, with backoff."
     ),
 )
 def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
-    staged = context.instance.get_materialized_partitions(AssetKey("staging_events"))
+    staged = context.instance.get_materialized_partitions(STAGING_EVENTS)
     days = sensor_partition_days(context)
     tick = plan_song_run(
         lake.open(),
@@ -363,6 +722,8 @@ def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -
         last_partition_day(days),
         {date.fromisoformat(k) for k in staged},
         partitions=set(days),
+        ledger=InstanceLedger(context.instance),
+        selections=Selections.of(context.repository_def.asset_graph),
     )
     context.log.info(tick.message)
     if tick.run_request:

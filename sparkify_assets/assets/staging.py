@@ -42,6 +42,7 @@ from sparkify_assets.checks import (
 )
 from sparkify_assets.env_settings import parse_workers
 from sparkify_assets.failures import one_line_failure
+from sparkify_assets.lake_versions import LAKE_VERSION, day_versions
 from sparkify_assets.metadata import (
     ENGINEERING_OWNERS,
     definition_metadata,
@@ -253,6 +254,9 @@ def _load_events(
         # One run may load many days: each day's materialization gets its own row count.
         with warehouse.open().transaction() as tx:
             report_partition_rows(context, partition_row_counts(tx, STAGING_EVENTS, first, last))
+        # The file version each day was loaded from: what the log sensor compares the lake with.
+        for key, version in day_versions(files, context.partition_keys).items():
+            context.add_asset_metadata({LAKE_VERSION: version}, partition_key=key)
         return result
 
 
