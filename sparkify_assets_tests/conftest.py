@@ -75,6 +75,8 @@ SLOW_TESTS = {
     "test_the_real_command": "process",
     "test_importing_needs_no_credentials_or_network": "process",
     "test_worker_processes_give_the_same_rows_in_the_same_order": "process",
+    "test_a_day_that_failed_on_a_locked_warehouse_loads_once_the_session_closes": "process",
+    "test_a_run_terminated_halfway_is_asked_again_and_lands": "process",
 }
 
 
