@@ -17,10 +17,11 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sparkify_assets.partitions import loaded_partitions, partition_days
 from sparkify_assets.resources.warehouse import WarehouseResource
@@ -29,11 +30,16 @@ from sparkify_assets.sensors import (
     BACKOFF_FIRST_SECONDS,
     BACKOFF_MAX_SECONDS,
     InstanceLedger,
+    SongCursor,
+    fingerprint,
     plan_log_runs,
+    plan_song_run,
     sparkify_log_sensor,
 )
-from sparkify_assets_tests.helpers import count, make_defs
+from sparkify_assets_tests.helpers import count, make_defs, rows
 from sparkify_assets_tests.test_sensors import (
+    NEW_SONG,
+    NEW_SONG_KEY,
     SAMPLE,
     SAMPLE_EVENTS,
     LocalTestLake,
@@ -339,4 +345,44 @@ def test_a_failed_first_load_is_asked_again_and_covers_every_day(tmp_path):
     assert run(defs, instance, again).success
     done = tick(defs, instance, retry.cursor.to_json(), time.time() + BACKOFF_MAX_SECONDS)
     assert done.run_requests == [] and "first_load" not in done.cursor.to_json()
+    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+
+
+def test_a_failed_catalog_run_is_asked_again_and_lands(tmp_path):
+    lake = LocalTestLake(tmp_path / "lake")
+    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+    instance = DagsterInstance.ephemeral()
+    first = first_load_then_day5(lake, warehouse, instance)
+    day5 = ask_day5(make_defs(warehouse, lake.url), instance, first.cursor.to_json()).run_requests[0]
+    assert run(make_defs(warehouse, lake.url), instance, day5).success
+    lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
+    typo = make_defs(f"duckbd://{tmp_path / 'warehouse.duckdb'}", lake.url)
+
+    def song_tick(defs, cursor, now):
+        days = partition_days(loaded_partitions(defs))
+        staged = {
+            date.fromisoformat(k) for k in instance.get_materialized_partitions(AssetKey("staging_events"))
+        }
+        return plan_song_run(
+            open_resource(defs, "lake"), cursor, days[-1], staged, set(days), InstanceLedger(instance), now
+        )
+
+    # The song sensor's cursor as its first evaluation left it, before the new song file.
+    start = SongCursor(fingerprint(open_resource(typo, "lake").song_files()[:-1]), 1).to_json()
+    asked = song_tick(typo, start, time.time())
+    failed = run(typo, instance, asked.run_request)
+    assert not failed.success
+    waiting = song_tick(typo, asked.cursor.to_json(), ended(instance, failed) + BACKOFF_FIRST_SECONDS - 1)
+    assert waiting.run_request is None
+    assert f"run {failed.run_id[:8]} failed: Unknown warehouse URL scheme duckbd://" in waiting.message
+    defs = make_defs(warehouse, lake.url)
+    retry = song_tick(defs, waiting.cursor.to_json(), ended(instance, failed) + BACKOFF_FIRST_SECONDS)
+    assert retry.run_request.run_key == f"{asked.run_request.run_key}:a1"
+    assert "songplays" in {k.to_user_string() for k in retry.run_request.asset_selection}
+    landed = run(defs, instance, retry.run_request)
+    assert landed.success, failures(landed)
+    done = song_tick(defs, retry.cursor.to_json(), time.time() + BACKOFF_MAX_SECONDS)
+    assert done.run_request is None and "pending" not in done.cursor.to_json()
+    # The new song matches a play of day 5, staged before the catalog changed.
+    assert ("69", "SOSENSORTEST000001") in rows(warehouse, "songplays", ["user_id", "song_id"])
     assert_equals_clean_load(warehouse, lake.url, tmp_path)
