@@ -128,6 +128,12 @@ class Selections:
         )
 
 
+def repository_selections(context: SensorEvaluationContext) -> Selections:
+    """Resolved against the asset graph of the Definitions the sensor was loaded with."""
+    assets = {id(a): a for a in context.repository_def.assets_defs_by_key.values()}
+    return Selections.of(list(assets.values()))
+
+
 @cache
 def default_selections() -> Selections:
     """Resolved against the project's assets (for the planners called outside a sensor)."""
@@ -560,7 +566,7 @@ def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) ->
         last_partition_day(days),
         partitions=set(days),
         ledger=InstanceLedger(context.instance),
-        selections=Selections.of(context.repository_def.asset_graph),
+        selections=repository_selections(context),
     )
     calls = getattr(lk, "list_calls", None)
     context.log.info(tick.message + (f" ({calls} S3 list calls)" if calls is not None else ""))
@@ -723,7 +729,7 @@ def sparkify_song_sensor(context: SensorEvaluationContext, lake: LakeResource) -
         {date.fromisoformat(k) for k in staged},
         partitions=set(days),
         ledger=InstanceLedger(context.instance),
-        selections=Selections.of(context.repository_def.asset_graph),
+        selections=repository_selections(context),
     )
     context.log.info(tick.message)
     if tick.run_request:
