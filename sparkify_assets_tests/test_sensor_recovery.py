@@ -25,11 +25,9 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sparkify_assets.partitions import loaded_partitions, partition_days
 from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets.run_ledger import BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, InstanceLedger
 from sparkify_assets.runner import QUIET, failures, open_resource
 from sparkify_assets.sensors import (
-    BACKOFF_FIRST_SECONDS,
-    BACKOFF_MAX_SECONDS,
-    InstanceLedger,
     SongCursor,
     fingerprint,
     plan_log_runs,
