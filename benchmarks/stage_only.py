@@ -4,7 +4,7 @@
 
 Prints one JSON line: table, parser, files, rows, wall and CPU seconds (the whole process,
 imports included, and its workers), peak RSS (MiB) of this process.
-`--no-orjson` hides orjson before parsing.py is imported, so the stdlib fallback runs, as in a
+`--no-orjson` hides orjson before sparkify_assets.parsing is imported, so the stdlib fallback runs, as in a
 venv where orjson is not installed.
 """
 
@@ -33,8 +33,8 @@ def main() -> None:
         (hide / "orjson.py").write_text("raise ImportError('hidden by stage_only.py --no-orjson')\n")
         sys.path.insert(0, str(hide))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")]))
-    from sparkify_assets import parsing
     from sparkify_assets.assets.staging import stage_files
+    from sparkify_assets.parsing import fast
     from sparkify_assets.resources.lake import open_lake
     from sparkify_assets.resources.warehouse import open_warehouse
     from sparkify_assets.tables import ALL_TABLES, TABLES
@@ -56,7 +56,7 @@ def main() -> None:
         json.dumps(
             {
                 "table": table.name,
-                "parser": "orjson" if parsing._fast_loads is not parsing._stdlib_loads else "stdlib json",
+                "parser": "orjson" if fast._fast_loads is not fast._stdlib_loads else "stdlib json",
                 "workers": os.environ.get("SPARKIFY_PARSE_WORKERS", "default"),
                 "files": totals["files"],
                 "rows": totals["rows_staged"],

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from sparkify_assets import parsing
+from sparkify_assets.parsing import rules
 from sparkify_assets.resources.lake import LakeFile
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_REJECTS, STAGING_SONGS, Table
 from sparkify_assets_tests.conftest import SAMPLE
@@ -326,7 +327,7 @@ def test_an_unforeseen_error_in_a_rule_is_that_records_reject(monkeypatch):
             raise KeyError("an unforeseen \ud800 problem")
         return real(obj)
 
-    monkeypatch.setattr(parsing, "_event_row", flaky)
+    monkeypatch.setattr(rules, "_event_row", flaky)
     spec = parsing._SPECS[STAGING_EVENTS.name]
     monkeypatch.setitem(parsing._SPECS, STAGING_EVENTS.name, replace(spec, make_row=flaky))
     # A number in a text field sends the group to the careful rules on the fast path too (the fast

@@ -1,4 +1,4 @@
-"""The vectorized staging path (Arrow's JSON reader, `parsing_arrow`) against the careful parser:
+"""The vectorized staging path (Arrow's JSON reader, `vectorized`) against the careful parser:
 for the bad-input corpus, the shipped sample, generated lakes damaged at random lines and every
 property-based input of test_parse_properties.py, the staged rows, the rejects (key, line,
 reason, raw) and the file counts are identical (`assert_accounted` compares the careful
@@ -6,7 +6,7 @@ reason, raw) and the file counts are identical (`assert_accounted` compares the 
 reader did take segments, so the comparison is not vacuous, and where damage is injected, that
 some segments were refused and went careful.
 
-The property tests run here a second time with `parsing_arrow.MIN_BYTES` at 0, so that their
+The property tests run here a second time with `vectorized.MIN_BYTES` at 0, so that their
 small inputs reach the reader (in production only segments of 64 KiB or more do)."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from sparkify_assets import parsing, parsing_arrow
+from sparkify_assets import parsing
 from sparkify_assets.generate import LakeSpec, generate_lake
 from sparkify_assets.generator_output import LocalSink
+from sparkify_assets.parsing import stream, vectorized
 from sparkify_assets.resources.lake import LakeFile
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
 from sparkify_assets_tests.conftest import SAMPLE
@@ -41,24 +42,24 @@ BAD_LAKE = Path(__file__).parent / "bad_lake"
 
 @pytest.fixture(autouse=True, scope="module")
 def every_segment_tries_the_reader():
-    before = parsing_arrow.MIN_BYTES
-    parsing_arrow.MIN_BYTES = 0
+    before = vectorized.MIN_BYTES
+    vectorized.MIN_BYTES = 0
     yield
-    parsing_arrow.MIN_BYTES = before
+    vectorized.MIN_BYTES = before
 
 
 @pytest.fixture
 def taken(monkeypatch):
     """Counts the segments the reader took and refused (the real function runs)."""
     counts = {"taken": 0, "refused": 0}
-    real = parsing_arrow.read_segment
+    real = vectorized.read_segment
 
     def counting(data, schema):
         arrays = real(data, schema)
         counts["taken" if arrays is not None else "refused"] += 1
         return arrays
 
-    monkeypatch.setattr(parsing_arrow, "read_segment", counting)
+    monkeypatch.setattr(vectorized, "read_segment", counting)
     return counts
 
 
@@ -84,7 +85,7 @@ def test_corpus_and_sample_stage_and_reject_the_same_records_on_both_paths(root,
 
 def test_a_clean_segment_is_read_whole_by_the_reader():
     data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
-    arrays = parsing_arrow.read_segment(data, parsing._SPECS["staging_events"].arrow_schema)
+    arrays = vectorized.read_segment(data, parsing._SPECS["staging_events"].arrow_schema)
     assert arrays is not None and len(arrays[0]) == len(data.splitlines())
 
 
@@ -142,7 +143,7 @@ def _damaged(obj: dict, rng: random.Random) -> bytes:
 def test_generated_lake_damaged_at_random_lines(tmp_path, monkeypatch, taken, seed):
     """A generated day of 6,000 events in segments of ~64 KiB, a few lines damaged at random:
     the reader takes the clean segments, refuses the damaged ones, and both paths agree."""
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 64 * 1024)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 64 * 1024)
     lake = tmp_path / "lake"
     generate_lake(LakeSpec(events=12_000, songs=30, users=40, days=2, seed=seed), LocalSink(lake))
     files = _lake_files(lake, "log_data")

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from sparkify_assets import parsing
+from sparkify_assets.parsing import fast, stream
 from sparkify_assets.resources.lake import LakeFile
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, STAGING_REJECTS, STAGING_SONGS, Table
 
@@ -159,14 +160,14 @@ def test_one_file_of_every_odd_line_stages_and_rejects_like_the_careful_path():
 @pytest.mark.parametrize("tail", ESCALATING_EVENT_TEXTS)
 def test_lines_that_are_not_one_value_hand_the_file_over_from_their_segment(monkeypatch, tail):
     # Tiny segments: the hand-over happens after several segments were parsed the fast way.
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 600)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 600)
     good = "\n".join(_event(userId=str(i)) for i in range(12))
     _assert_same(STAGING_EVENTS, [_log(1, good + "\n" + tail + "\n" + good), _log(2, good)])
     _assert_same(STAGING_EVENTS, [_log(1, good + "\n" + tail)])
 
 
 def test_invalid_utf8_and_byte_order_marks_inside_a_file(monkeypatch):
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 300)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 300)
     good = "\n".join(_event(userId=str(i)) for i in range(6)).encode()
     bad = _event(firstName="X").encode().replace(b"X", b"\xff\xfe")
     _assert_same(STAGING_EVENTS, [_log(1, good + b"\n" + bad + b"\n" + good)])
@@ -203,7 +204,7 @@ def test_the_bad_lake_corpus():
 
 
 def test_worker_processes_give_the_same_rows_in_the_same_order(monkeypatch):
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 2000)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 2000)
     good = "\n".join(_event(userId=str(i), itemInSession=i) for i in range(40))
     files = [_log(d, good + "\n" + ODD_EVENT_LINES[d] + "\n" + good) for d in range(1, 12)]
     files.append(_log(12, good + "\n" + ESCALATING_EVENT_TEXTS[0] + "\n" + good))
@@ -251,14 +252,14 @@ def test_duckdb_append_does_not_keep_batches_until_commit(tmp_path):
 
 
 def test_line_cuts_follow_the_segment_size(monkeypatch):
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 10)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 10)
     data = b"0123456789abc\nxy\n\nlast"
     assert parsing.line_cuts(data) == [(0, 14, 1), (14, 22, 2)]
     assert parsing.line_cuts(data, 1) == [(0, 14, 1), (14, 17, 2), (17, 22, 3)]
 
 
 def test_without_orjson_the_stdlib_fallback_agrees(monkeypatch):
-    monkeypatch.setattr(parsing, "_fast_loads", parsing._stdlib_loads)
-    monkeypatch.setattr(parsing, "SEGMENT_BYTES", 700)
+    monkeypatch.setattr(fast, "_fast_loads", fast._stdlib_loads)
+    monkeypatch.setattr(stream, "SEGMENT_BYTES", 700)
     text = "\n".join(ODD_EVENT_LINES)
     _assert_same(STAGING_EVENTS, [_log(1, text), _log(2, "\ufeff" + text + "\n\ufeff" + _event())])

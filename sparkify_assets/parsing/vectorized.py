@@ -3,9 +3,9 @@ taken only when the reader's values are provably what the careful parser would g
 
 This module holds no acceptance rule. It reads a segment into typed Arrow columns and returns them
 only when nothing about the segment could make the careful path decide differently; the caller
-then applies the same column checks as the Python fast path (`parsing._valid_columns`: required
+then applies the same column checks as the Python fast path (`rules._valid_columns`: required
 fields, empty page, empty userId, finite doubles, ts range), and any segment refused here or there
-goes through the existing Python paths, which end in the careful parser. What makes a segment
+goes through the Python fast path (`fast`), which ends in the careful parser. What makes a segment
 unprovable, and why (each verified against pyarrow 21's reader):
 
 - not UTF-8, or a `\\u0000` escape: the careful path rejects those records;
