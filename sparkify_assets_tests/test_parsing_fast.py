@@ -263,3 +263,48 @@ def test_without_orjson_the_stdlib_fallback_agrees(monkeypatch):
     monkeypatch.setattr(stream, "SEGMENT_BYTES", 700)
     text = "\n".join(ODD_EVENT_LINES)
     _assert_same(STAGING_EVENTS, [_log(1, text), _log(2, "\ufeff" + text + "\n\ufeff" + _event())])
+
+
+def test_one_line_song_files_in_one_pass_agree_with_the_careful_path(monkeypatch):
+    """Song files of one line each are parsed as one batch (`fast._one_line_segments`); any file
+    that is not one clean line (here, one at a random place in each group) sends its group back
+    file by file. Either way the rows, rejects and counts are the careful path's."""
+    import random
+
+    taken = []
+    real = fast._one_line_segments
+
+    def counting(*args):
+        result = real(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(fast, "_one_line_segments", counting)
+    # Not one clean line: the batch is refused (a rule's reject, an empty song_id, is taken by the
+    # batch and refused by the column checks, which send the group to the careful path).
+    odd = [
+        json.dumps({**SONG, "song_id": ""}).encode(),
+        json.dumps({k: v for k, v in SONG.items() if k != "title"}).encode(),  # a key missing
+        (json.dumps(SONG) + "\n" + json.dumps({**SONG, "song_id": "SO9"})).encode(),  # two lines
+        json.dumps(SONG).encode().replace(b'"X"', b'"\xff"'),  # not UTF-8
+        b"",  # an empty file
+        json.dumps({**SONG, "title": "a\x00b"}).encode(),  # a NUL, written \u0000
+    ]
+    rng = random.Random(17)
+    clean = [
+        (json.dumps({**SONG, "song_id": f"SO{i}", "title": f"t{i}"}) + ("\n" if i % 2 else "")).encode()
+        for i in range(30)
+    ]
+
+    def files(texts: list[bytes]) -> list[tuple[LakeFile, bytes]]:
+        return [(LakeFile(f"song_data/A/B/C/TR{i:04d}.json", len(t), "v1"), t) for i, t in enumerate(texts)]
+
+    out = _assert_same(STAGING_SONGS, files(clean))
+    assert len(out["rows"]) == 30 and taken == [True]
+    for bad in odd:
+        texts = list(clean)
+        texts.insert(rng.randrange(len(texts) + 1), bad)
+        taken.clear()
+        out = _assert_same(STAGING_SONGS, files(texts))
+        assert taken[0] == (b'"song_id": ""' in bad)
+        assert len(out["rows"]) >= 30

@@ -24,6 +24,9 @@ _MAGIC = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed (only gzip is read)"),
     (b"PAR1", "a Parquet file, not JSON"),
 )
+_UTF32 = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")
+_PREFIXES = _UTF32 + _UTF16 + tuple(magic for magic, _ in _MAGIC)
 # Bytes no JSON text holds outside a string, and no string holds unescaped.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\b")
 BINARY_SHARE = 0.1
@@ -43,13 +46,14 @@ def unpack(data: bytes) -> tuple[bytes, str | None]:
 def _sniff(head: bytes) -> str | None:
     """Why a file is not UTF-8 JSON text at all, from its first bytes; None when it may be. A few
     bad bytes in text are left to the records they are in ("invalid UTF-8 bytes")."""
-    if head.startswith((b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
-        return "file is UTF-32 encoded, not UTF-8"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "file is UTF-16 encoded, not UTF-8"
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            return f"file is {what}"
+    if head.startswith(_PREFIXES):  # one test for the usual case, where none matches
+        if head.startswith(_UTF32):
+            return "file is UTF-32 encoded, not UTF-8"
+        if head.startswith(_UTF16):
+            return "file is UTF-16 encoded, not UTF-8"
+        for magic, what in _MAGIC:
+            if head.startswith(magic):
+                return f"file is {what}"
     if b"\x00" in head and len(head) >= 2:
         even, odd = head[0::2], head[1::2]
         if (odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even)) or (

@@ -26,6 +26,8 @@ TASK_FILES = 2000
 def line_cuts(data: bytes, size: int | None = None) -> list[tuple[int, int, int]]:
     """Cut `data` at line ends into pieces of about `size` bytes: (start, end, first line)."""
     size = size or SEGMENT_BYTES
+    if len(data) <= size:  # a song file, or a small log file: one piece
+        return [(0, len(data), 1)] if data else []
     cuts, start, line = [], 0, 1
     while start < len(data):
         cut = data.find(b"\n", start + size)
@@ -42,7 +44,7 @@ PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 APPEND_ROWS = 200_000
 
 
-@dataclass
+@dataclass(slots=True)
 class _OpenFile:
     """A file whose segments are being parsed: its bytes stay until its last segment is back."""
 
