@@ -1,6 +1,7 @@
-"""stage_files alone (no Dagster run) into a fresh DuckDB: the parser's cost with or without orjson.
+"""stage_files alone (no Dagster run) into a fresh DuckDB (or `--warehouse URL`, e.g. a PostgreSQL
+database): the parse and bulk load's cost, with or without orjson.
 
-    python benchmarks/stage_only.py --lake /tmp/lake1m [--no-orjson] [--table staging_events]
+    python benchmarks/stage_only.py --lake /tmp/lake1m [--no-orjson] [--table staging_events] [--warehouse URL]
 
 Prints one JSON line: table, parser, files, rows, wall and CPU seconds (the whole process,
 imports included, and its workers), peak RSS (MiB) of this process.
@@ -25,6 +26,10 @@ def main() -> None:
     ap.add_argument("--lake", required=True)
     ap.add_argument("--table", default="staging_events", choices=["staging_events", "staging_songs"])
     ap.add_argument("--no-orjson", action="store_true")
+    ap.add_argument(
+        "--warehouse",
+        help="a warehouse URL to stage into (default: a fresh DuckDB file); e.g. postgresql://…",
+    )
     args = ap.parse_args()
     if args.no_orjson:
         # A module named orjson that refuses to import, first on the path of this process and of
@@ -43,10 +48,11 @@ def main() -> None:
     lake = open_lake(args.lake)
     files = lake.log_files() if table.name == "staging_events" else lake.song_files()
     with tempfile.TemporaryDirectory() as tmp:
-        wh = open_warehouse(f"duckdb://{Path(tmp) / 'w.duckdb'}")
+        wh = open_warehouse(args.warehouse or f"duckdb://{Path(tmp) / 'w.duckdb'}")
 
         def work(tx):
             tx.ensure(*ALL_TABLES)
+            tx.execute(f"DELETE FROM {table.name}")
             return stage_files(tx, lake, table, files)
 
         t0 = time.perf_counter()
