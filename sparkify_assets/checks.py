@@ -23,7 +23,8 @@ checks", `dagster asset check`, a job selecting only checks), the same step only
 tables as they are (`audit_only`).
 
 A run that writes some days of a partitioned table audits those days (and for a key, those
-days' rows against the whole table); a check that needs only what the step already counted
+days' rows against the whole table); `time`, refreshed by difference, audits the start_times of
+the run's plays, and `covers_songplays_start_time` the run's plays; a check that needs only what the step already counted
 (`has_rows`, the records `reconcile_records` reports) costs no query.
 """
 
@@ -57,6 +58,7 @@ from sparkify_assets.tables import (
     STAGING_REJECTS,
     STAGING_SONGS,
     STAR_TABLES,
+    TIME,
     Reference,
     Table,
 )
@@ -78,14 +80,21 @@ class Scope:
     file_totals: dict[str, int] | None = None
 
     def where(self, table: Table, alias: str = "") -> str:
+        """The rows the run wrote: its days of a partitioned table; of `time`, the start_times of
+        the run's plays (time is refreshed by difference from songplays); else the whole table."""
         if table.partition_column and self.days:
             return date_filter(f"{alias}{table.partition_column}", *self.days)
+        if table.name == TIME.name and self.days:
+            plays = date_filter("source_date", *self.days)
+            return f"{alias}start_time IN (SELECT start_time FROM {SONGPLAYS.name} WHERE {plays})"
         return "TRUE"
 
 
 def run_scope(context: AssetExecutionContext, **counted) -> Scope:
-    """The run's days when it has a partition range (a check run alone usually has none)."""
-    days = partition_dates(context) if context.has_partition_key_range else None
+    """The run's days when it has a partition or a range of them (a sensor's run for one day has
+    a partition key and no range; a check run alone usually has neither)."""
+    partitioned = context.has_partition_key_range or context.has_partition_key
+    days = partition_dates(context) if partitioned else None
     return Scope(days=days, **counted)
 
 
@@ -166,6 +175,11 @@ def all_check_sql() -> list[str]:
         sqls += [unique_sql(table), not_null_sql(table)]
         sqls += [relationship_sql(table, ref) for ref in table.references]
     sqls += [unique_sql(SONGPLAYS, day), not_null_sql(SONGPLAYS, day)]
+    days = Scope(days=(date(2018, 11, 2), date(2018, 11, 2)))
+    sqls += [
+        unique_sql(TIME, days.where(TIME)),
+        relationship_sql(SONGPLAYS, SONGPLAYS.references[1], days.where(SONGPLAYS, "c.")),
+    ]
     return sqls
 
 
@@ -218,10 +232,13 @@ def key_check(table: Table, rule: str) -> Check:
         "not_null": (not_null_sql, f"{key} is never NULL in {table.name}"),
     }[rule]
     name = f"{rule}_{'_'.join(table.primary_key)}"
-    return Check(
-        _spec(table.name, name, description, True),
-        lambda tx, scope: failing_rows(tx, sql(table, scope.where(table))),
-    )
+
+    def evaluate(tx: Session, scope: Scope) -> AssetCheckResult:
+        # A NULL key is in no run's set of keys: a table scoped by key (time) checks NULLs whole.
+        scoped = rule == "unique" or table.partition_column
+        return failing_rows(tx, sql(table, scope.where(table) if scoped else "TRUE"))
+
+    return Check(_spec(table.name, name, description, True), evaluate)
 
 
 def has_rows_check(table: Table) -> Check:
@@ -240,15 +257,15 @@ def has_rows_check(table: Table) -> Check:
 
 def relationship_check(table: Table, ref: Reference) -> Check:
     # On the referencing table, built after the referenced dimension; or on the referenced table
-    # when that one is built from this one (time from songplays), rebuilt whole from all of it.
+    # when that one is built from this one (time from songplays). Either way a run checks its own
+    # days' rows (time adds what any day's plays lack, so those are what a run changed).
     if ref.built_from_here:
         asset, name, upstream = ref.table, f"covers_{table.name}_{ref.column}", table.name
     else:
         asset, name, upstream = table.name, f"relationships_{ref.column}__{ref.table}", ref.table
 
     def evaluate(tx: Session, scope: Scope) -> AssetCheckResult:
-        where = "TRUE" if ref.built_from_here else scope.where(table, "c.")
-        return failing_rows(tx, relationship_sql(table, ref, where))
+        return failing_rows(tx, relationship_sql(table, ref, scope.where(table, "c.")))
 
     description = f"every non-NULL {table.name}.{ref.column} exists in {ref.table}.{ref.to_column}"
     return Check(_spec(asset, name, description, True, (upstream,)), evaluate)

@@ -23,6 +23,7 @@ from dagster import (
     multi_asset,
 )
 
+from sparkify_assets.assets import star
 from sparkify_assets.charts import bar_chart_svg, markdown_image
 from sparkify_assets.checks import Check, audit, audit_or_publish, run_scope
 from sparkify_assets.failures import one_line_failure
@@ -347,10 +348,7 @@ def _rebuild(
 ) -> tuple[dict, list[AssetCheckResult]]:
     table = analysis.table
 
-    def work(tx: Session) -> tuple[dict, list[AssetCheckResult]]:
-        tx.ensure(table)
-        tx.execute(f"DELETE FROM {table.name}")
-        tx.sql(f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}")
+    def report(tx: Session) -> tuple[dict, list[AssetCheckResult]]:
         columns, rows = read_result(tx, analysis)
         meta = {
             **_materialization_metadata(analysis, columns, rows),
@@ -358,17 +356,15 @@ def _rebuild(
         }
         return meta, audit_answer(tx, Answer(columns, rows))
 
-    meta, results = warehouse.open().run(work)
+    # The answer's own table only: the core `ensure` knows only the core tables.
+    meta, results = star.rebuild(warehouse, table, (table,), report)
     lineage = column_lineage(table)
     return {**meta, **({"dagster/column_lineage": lineage} if lineage else {})}, results
 
 
 def rebuild(warehouse: WarehouseResource, analysis: Analysis) -> dict:
-    """Replace the answer's table with its SQL's result in one transaction; return its metadata.
-
-    Like star.rebuild_dimension, but it creates its own table (the core `ensure` knows only the
-    core tables) and reads the whole result back inside the same transaction for the metadata.
-    """
+    """Replace the answer's table with its SQL's result in one transaction (star.rebuild, as for
+    the dimensions), reading the whole result back inside it for the metadata; return that."""
     return _rebuild(warehouse, analysis, lambda tx, answer: [])[0]
 
 
