@@ -165,6 +165,7 @@ class RunContext:
         self.partition_keys = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
         # A check run alone (the UI's "Execute checks") has no partition: it audits whole tables.
         self.has_partition_key_range = not checks_only
+        self.has_partition_key = False  # a range, not the log sensor's single partition
         from sparkify_assets.definitions import defs
 
         self.selected_asset_check_keys = {
