@@ -6,9 +6,9 @@ for, every table equals, row for row, a clean full load of the final lake into a
 Hypothesis draws the sequence from the sample's first days: add a day's file, replace it with an
 edited copy (lines dropped, a level flipped, an event moved by hours, possibly into another day,
 a user renamed), delete it, or change the song catalog (a song that matches a loaded play comes
-or goes). A day's run is the log sensor's request (`EVENT_ASSETS`, one partition, the code
+or goes). A day's run is the log sensor's request (its event selection, one partition, the code
 location reloaded first, or not yet for a deleted day, as in test_sensors); a catalog change is
-the song sensor's (`SONG_ASSETS` over the staged days). DuckDB, and PostgreSQL with fewer
+the song sensor's (its song selection over the staged days). DuckDB, and PostgreSQL with fewer
 examples. And the work is the day's: a day's run adds or deletes exactly its plays' times.
 """
 
@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.resources.lake import sample_lake_path
-from sparkify_assets.runner import QUIET, failures, range_tags
-from sparkify_assets.sensors import EVENT_ASSETS, SONG_ASSETS, sparkify_lake_updates
+from sparkify_assets.runner import QUIET, failures
+from sparkify_assets.sensors import default_selections, range_tags, sparkify_lake_updates
 from sparkify_assets.tables import STAR_TABLES, TABLES
 from sparkify_assets_tests.helpers import load, make_defs, rows
 from sparkify_assets_tests.pgserver import create_database
@@ -133,13 +133,13 @@ class Lake:
             path.write_text(json.dumps(NEW_SONG))
 
 
-def run(defs, partition_key: str | None, assets: list[str], tags: dict | None = None) -> None:
+def run(defs, partition_key: str | None, assets: list[AssetKey], tags: dict | None = None) -> None:
     """Execute what a sensor's RunRequest asks for, as the daemon would (test_sensors `execute`)."""
     result = defs.resolve_job_def(sparkify_lake_updates.name).execute_in_process(
         instance=DagsterInstance.ephemeral(),
         partition_key=partition_key,
         tags=tags,
-        asset_selection=[AssetKey(a) for a in assets],
+        asset_selection=list(assets),
         run_config=QUIET,
         raise_on_error=False,
     )
@@ -153,17 +153,17 @@ def apply(url: str, lake: Lake, staged: set[int], op: tuple[str, int, list]) -> 
             return  # a lake without log files fails the load by design (has_rows), not our subject
         defs = make_defs(url, str(lake.root))  # loaded before the file went: the day is a partition
         lake.delete(day)
-        run(defs, f"2018-11-{day:02d}", EVENT_ASSETS)
+        run(defs, f"2018-11-{day:02d}", default_selections().event)
         staged.discard(day)
     elif kind == "put":
         lake.put(day, edited(day, changes))
-        run(make_defs(url, str(lake.root)), f"2018-11-{day:02d}", EVENT_ASSETS)
+        run(make_defs(url, str(lake.root)), f"2018-11-{day:02d}", default_selections().event)
         staged.add(day)
     else:
         lake.toggle_song()
         days = sorted(staged | lake.days())
         tags = range_tags(date(2018, 11, days[0]), date(2018, 11, days[-1]))
-        run(make_defs(url, str(lake.root)), None, SONG_ASSETS, tags)
+        run(make_defs(url, str(lake.root)), None, default_selections().song, tags)
 
 
 def snapshot(url: str) -> dict[str, list[tuple]]:
@@ -210,7 +210,7 @@ def _time_metadata(defs, partition_key: str) -> dict:
     result = defs.resolve_job_def(sparkify_lake_updates.name).execute_in_process(
         instance=DagsterInstance.ephemeral(),
         partition_key=partition_key,
-        asset_selection=[AssetKey(a) for a in EVENT_ASSETS],
+        asset_selection=default_selections().event,
         run_config=QUIET,
         raise_on_error=False,
     )
