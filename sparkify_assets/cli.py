@@ -10,7 +10,6 @@ Definitions load, exactly as `dagster dev` reads them; errors end in one sentenc
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from sparkify_assets.errors import UsageError
@@ -71,10 +70,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
-
     from sparkify_assets import config, progress
     from sparkify_assets.definitions import defs
+    from sparkify_assets.instance import project_instance
     from sparkify_assets.runner import (
         failures,
         hold_warehouse,
@@ -89,9 +87,12 @@ def _run(args: argparse.Namespace) -> int:
     warehouse = open_resource(defs, "warehouse")
     lake_first, lake_last = lake_range(defs)
     first, last, days = load_days(defs, args.start, args.end)  # before the warehouse is touched
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    # The run is recorded in the instance `dagster dev` uses here (instance.py), so the UI shows it.
     # One run at a time per warehouse, whoever started the other (resources/warehouse_lock.py).
-    with hold_warehouse(defs, instance, wait=not args.no_wait, say=lambda line: print(line, flush=True)):
+    with (
+        project_instance() as instance,
+        hold_warehouse(defs, instance, wait=not args.no_wait, say=lambda line: print(line, flush=True)),
+    ):
         warehouse.query("SELECT 1")  # unreachable, refused or locked: one line now, not a trace per step
         if args.rebuild:
             rebuild_tables(warehouse, args.rebuild, partial=bool(args.start or args.end))

@@ -75,6 +75,7 @@ def check_settings() -> None:
     warehouse_url()
     env_settings.parse_workers()
     env_settings.duckdb_memory_limit()
+    env_settings.log_deadline_hour()
 
 
 def warehouse_resource() -> WarehouseResource:

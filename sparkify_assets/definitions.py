@@ -16,6 +16,7 @@ from sparkify_assets.assets.lake import LAKE_ASSETS
 from sparkify_assets.assets.staging import staging_events, staging_songs
 from sparkify_assets.assets.star import artists, songplays, songs, time, users
 from sparkify_assets.checks import build_checks
+from sparkify_assets.freshness import lateness_sensor, log_on_time
 from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
 from sparkify_assets.partitions import partitions_for_lake
 from sparkify_assets.resources.lake import LakeResource
@@ -45,7 +46,8 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
     load_warehouse = define_asset_job(
         LOAD_JOB,
         # The sensors' selection: everything downstream of the two staging assets (sensors.py).
-        selection=LAKE_UPDATES_SELECTION,
+        # Lateness says nothing about a load's data: `sparkify run` leaves it to lateness_sensor.
+        selection=LAKE_UPDATES_SELECTION - AssetSelection.checks(log_on_time),
         description="Stage the lake, build the star schema and the analytics tables; each asset's "
         "checks run in its own step, before it commits (14 asset steps and the 2 lake inventories).",
     )
@@ -65,9 +67,9 @@ def build_defs(warehouse: WarehouseResource, lake: LakeResource) -> Definitions:
             label_assets([*LAKE_ASSETS, *with_lake_partitions(lake), *ANALYTICS_ASSETS], warehouse, lake)
         ),
         # The lake inventories read the lake as well: checks of their own, a step after their asset.
-        asset_checks=build_checks(),
+        asset_checks=[*build_checks(), log_on_time],
         jobs=[load_warehouse, audit_warehouse, *SENSOR_JOBS, *INFRA_JOBS],
-        sensors=SENSORS,
+        sensors=[*SENSORS, lateness_sensor],
         resources={"warehouse": warehouse, "lake": lake, **INFRA_RESOURCES},
         # DuckDB allows one writer: steps run one after another in the run's process.
         executor=in_process_executor,

@@ -12,6 +12,8 @@ PARSE_WORKERS = "SPARKIFY_PARSE_WORKERS"
 DUCKDB_MEMORY_LIMIT = "SPARKIFY_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 MAX_PARSE_WORKERS = 64
+LOG_DEADLINE_HOUR = "SPARKIFY_LOG_DEADLINE_HOUR"
+DEFAULT_LOG_DEADLINE_HOUR = 3
 
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.I)
 
@@ -46,3 +48,18 @@ def duckdb_memory_limit() -> str:
             f"KiB, MiB, GiB or TiB), e.g. 512MB or 4GB; got {value!r}."
         )
     return value.replace(" ", "")
+
+
+def log_deadline_hour() -> int:
+    """The hour (UTC) of the day after a log day by which its file is due: SPARKIFY_LOG_DEADLINE_HOUR,
+    a whole number 0 to 23, default 3 (the 2018-11-05 log is late from 2018-11-06 03:00 UTC)."""
+    value = os.environ.get(LOG_DEADLINE_HOUR, "").strip()
+    if not value:
+        return DEFAULT_LOG_DEADLINE_HOUR
+    if not value.isdigit() or not 0 <= int(value) <= 23:
+        raise SettingError(
+            f"{LOG_DEADLINE_HOUR} must be an hour of the day in UTC, a whole number from 0 to 23 (the hour "
+            f"after midnight by which the day's log file is due), or unset for {DEFAULT_LOG_DEADLINE_HOUR}; "
+            f"got {value!r}."
+        )
+    return int(value)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from sparkify_assets.instance import project_settings, settings_without_storage
 from sparkify_assets.resources.warehouse import open_warehouse
 from sparkify_assets.resources.warehouse_lock import hold
 from sparkify_assets_tests.helpers import load, rows
@@ -79,7 +80,9 @@ def _home(tmp_path: Path, instance: str) -> Path | None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     if instance == "project dagster.yaml":
-        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+        # The project's settings; its storage paths left out, so the instance stays in this home.
+        settings = settings_without_storage(project_settings(ROOT))
+        (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
     else:
         (home / "dagster.yaml").write_text(POOL_LIMIT_YAML)
     return home

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sparkify_assets.instance import project_settings, settings_without_storage
+
 # The checkout that holds workspace.yaml and dagster.yaml: derived from this file, because CI
 # runs in a fresh clone somewhere else.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -111,10 +113,8 @@ _LOCATION_QUERY = """
 
 def _instance_yaml(root: Path) -> dict:
     """The checkout's instance settings (the warehouse pool limit), minus first-visit noise."""
-    settings: dict = {}
-    source = root / "dagster.yaml"
-    if source.exists():
-        settings = yaml.safe_load(source.read_text()) or {}
+    # Without the project's storage paths: this instance lives in the test's DAGSTER_HOME.
+    settings = settings_without_storage(project_settings(root) or {})
     settings["telemetry"] = {"enabled": False}
     settings["nux"] = {"enabled": False}
     return settings
