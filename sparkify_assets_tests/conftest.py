@@ -47,6 +47,7 @@ SLOW_MODULES = {
     "test_cli.py": "process",
     "test_benchmark.py": "process",
     "test_run_lock.py": "process",
+    "test_instance.py": "process",
     "test_ui.py": "browser",
 }
 # What a test, its module's fixtures or its module's helpers call that makes it slow, found in
