@@ -29,7 +29,7 @@ ASSETS = {
 }
 
 CHECKS = {
-    "staging_events": {"has_rows", "lake_inventory", "reconcile_records"},
+    "staging_events": {"has_rows", "lake_inventory", "reconcile_records", "log_on_time"},
     "staging_songs": {"has_rows", "lake_inventory", "reconcile_records"},
     "songplays": {
         "has_rows",
@@ -60,7 +60,7 @@ JOBS = {
     "provision_warehouse",
     "teardown_warehouse",
 }
-SENSORS = {"sparkify_log_sensor", "sparkify_song_sensor"}
+SENSORS = {"sparkify_log_sensor", "sparkify_song_sensor", "sparkify_lateness_sensor"}
 
 
 def test_asset_keys():

@@ -29,8 +29,8 @@ def test_every_asset_and_check_is_in_the_warehouse_pool():
     checks = [k for k in pools if k.startswith("check ")]
     # 5 star tables x (unique, not_null, has_rows) + 5 references (4 of songplays, 1 of songs) +
     # 2 staging tables x (has_rows, reconcile_records, lake_inventory) + reconcile_nextsong_events
-    # = 27 core checks, and 6 analytics checks.
-    assert len(checks) == 33, checks
+    # = 27 core checks, 6 analytics checks, and staging_events' log_on_time (freshness.py).
+    assert len(checks) == 34, checks
     assert "check staging_events:lake_inventory" in pools and "check staging_songs:lake_inventory" in pools
     assert "check songplays:reconcile_nextsong_events" in pools
     assert "check analytics_daily_plays:plays_reconcile_with_songplays" in pools
