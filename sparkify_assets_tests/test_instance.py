@@ -96,7 +96,9 @@ def _dagster_dev(project: Path, log_name: str) -> Iterator[DagsterDev]:
         )
     dev = DagsterDev(f"http://127.0.0.1:{port}", project, "", log_path, proc)
     try:
-        wait_for("dagster dev to load the code location", lambda: _location_ready(dev), 240, describe=dev.log_tail)
+        wait_for(
+            "dagster dev to load the code location", lambda: _location_ready(dev), 240, describe=dev.log_tail
+        )
         yield dev
     finally:
         _kill_group(proc)
@@ -143,7 +145,9 @@ def test_a_restarted_dagster_dev_keeps_runs_and_cursors(tmp_path, monkeypatch):
         with project_instance() as instance:
             latest = wait_for(
                 "the lateness check to be recorded",
-                lambda: instance.event_log_storage.get_latest_asset_check_execution_by_key([check]).get(check),
+                lambda: instance.event_log_storage.get_latest_asset_check_execution_by_key([check]).get(
+                    check
+                ),
                 300,
                 3,
             )
@@ -169,7 +173,12 @@ def test_a_restarted_dagster_dev_keeps_runs_and_cursors(tmp_path, monkeypatch):
 
         # `sparkify run` at the same time, in the same folder: recorded in the same instance.
         proc = subprocess.run(
-            [str(BIN / "sparkify"), "run"], cwd=project, env=_env(project), capture_output=True, text=True, timeout=600
+            [str(BIN / "sparkify"), "run"],
+            cwd=project,
+            env=_env(project),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         [cli_run] = set(_runs()) - set(first)
@@ -196,14 +205,21 @@ def test_a_restarted_dagster_dev_keeps_runs_and_cursors(tmp_path, monkeypatch):
 def test_sparkify_run_records_into_the_instance_dagster_dev_opens(tmp_path, monkeypatch):
     project = _project(tmp_path / "project")
     proc = subprocess.run(
-        [str(BIN / "sparkify"), "run"], cwd=project, env=_env(project), capture_output=True, text=True, timeout=600
+        [str(BIN / "sparkify"), "run"],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     monkeypatch.chdir(project)
     with project_instance() as instance:
         [run] = instance.get_runs()
         assert run.status == DagsterRunStatus.SUCCESS
-        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+        records = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records
         materialized = Counter(r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records)
         assert materialized == {a: len(DAYS) if a in DAILY else 1 for a in ASSETS}
         partitions = {
@@ -220,7 +236,12 @@ def test_without_a_dagster_yaml_sparkify_run_keeps_no_instance(tmp_path):
     project = _project(tmp_path / "project")
     (project / "dagster.yaml").unlink()
     proc = subprocess.run(
-        [str(BIN / "sparkify"), "run"], cwd=project, env=_env(project), capture_output=True, text=True, timeout=600
+        [str(BIN / "sparkify"), "run"],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (project / ".sparkify" / "sparkify.duckdb").is_file()
