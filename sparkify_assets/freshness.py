@@ -158,4 +158,9 @@ def lateness_sensor(context: SensorEvaluationContext, lake: LakeResource) -> Sen
     if context.cursor == verdict.state:
         return SkipReason(f"unchanged: {verdict.description}")
     context.log.info(verdict.description)
-    return SensorResult(asset_events=[verdict.evaluation()], cursor=verdict.state)
+    # No run: the tick says what it recorded (without a message it would read "empty result").
+    return SensorResult(
+        asset_events=[verdict.evaluation()],
+        cursor=verdict.state,
+        skip_reason=f"recorded: {verdict.description}",
+    )

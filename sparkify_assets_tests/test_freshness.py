@@ -147,6 +147,7 @@ def test_the_sensor_records_lateness_when_it_changes(tmp_path, monkeypatch):
             CHECK_NAME,
         )
         assert evaluation.passed is False
+        assert first.skip_reason.skip_message == f"recorded: {evaluation.description}"  # what the tick shows
         assert evaluation.description.startswith(f"late: the log of {due} (due by")
         assert evaluation.description.endswith(
             f"has not arrived; the lake's newest log is {due - timedelta(days=1)}"
