@@ -38,8 +38,8 @@ from dagster import (
 )
 
 from sparkify_assets import env_settings
-from sparkify_assets.checks import POOL
 from sparkify_assets.resources.lake import Lake, LakeResource
+from sparkify_assets.resources.warehouse import POOL
 
 CHECK_NAME = "log_on_time"
 ASSET = AssetKey("staging_events")
@@ -131,7 +131,7 @@ def judge(now: datetime, deadline_hour: int, lake: Lake, instance: DagsterInstan
     asset=ASSET,
     name=CHECK_NAME,
     blocking=False,
-    # It reads only the lake and the instance, but every check is in the warehouse pool (checks.py).
+    # It reads only the lake and the instance, but every check is in the warehouse pool.
     pool=POOL,
     description="The last day whose log file is due (by SPARKIFY_LOG_DEADLINE_HOUR:00 UTC the next "
     "day, default 03:00) is in the lake and loaded; a warning names the late day.",
