@@ -20,6 +20,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterRunStatus
 
 from sparkify_assets.instance import project_instance
 from sparkify_assets.resources.lake import sample_lake_path
+from sparkify_assets_tests.test_definitions_snapshot import ASSETS as SNAPSHOT_ASSETS
 from sparkify_assets_tests.ui_support import (
     REPO_ROOT,
     DagsterDev,
@@ -33,22 +34,8 @@ SAMPLE = sample_lake_path()
 DAYS = ["2018-11-01", "2018-11-02", "2018-11-03"]
 # Every asset of the load: the daily ones get one materialization per day (README).
 DAILY = {"staging_events", "songplays"}
-ASSETS = {
-    "staging_events",
-    "staging_songs",
-    "songplays",
-    "users",
-    "songs",
-    "artists",
-    "time",
-    "analytics_top_songs",
-    "analytics_top_artists",
-    "analytics_users_by_level",
-    "analytics_daily_plays",
-    "analytics_plays_by_hour",
-    "analytics_most_active_users",
-    "analytics_free_to_paid",
-}
+# Every asset of the load (the contract's list, as the definitions snapshot holds it) but the lake.
+ASSETS = SNAPSHOT_ASSETS - {"lake/log_data", "lake/song_data"}
 BIN = Path(sys.executable).parent
 
 
@@ -70,6 +57,18 @@ def _env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARKIFY_", "DAGSTER_HOME"))}
     env.update(SPARKIFY_LAKE_URL=str(project / "lake"), PYTHONUNBUFFERED="1")
     return env
+
+
+def _sparkify_run(project: Path) -> subprocess.CompletedProcess:
+    """`sparkify run` as a person types it in the project folder."""
+    return subprocess.run(
+        [str(BIN / "sparkify"), "run"],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _free_port() -> int:
@@ -185,14 +184,7 @@ def test_a_restarted_dagster_dev_keeps_runs_and_cursors(tmp_path, monkeypatch):
         assert _lake_seen(_sensor("sparkify_log_sensor")[0]) == _lake_seen(cursor)
 
         # `sparkify run` at the same time, in the same folder: recorded in the same instance.
-        proc = subprocess.run(
-            [str(BIN / "sparkify"), "run"],
-            cwd=project,
-            env=_env(project),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        proc = _sparkify_run(project)
         assert proc.returncode == 0, proc.stderr[-3000:]
         [cli_run] = set(_runs()) - set(first)
         assert _runs()[cli_run][0] == DagsterRunStatus.SUCCESS
@@ -217,14 +209,7 @@ def test_a_restarted_dagster_dev_keeps_runs_and_cursors(tmp_path, monkeypatch):
 
 def test_sparkify_run_records_into_the_instance_dagster_dev_opens(tmp_path, monkeypatch):
     project = _project(tmp_path / "project")
-    proc = subprocess.run(
-        [str(BIN / "sparkify"), "run"],
-        cwd=project,
-        env=_env(project),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _sparkify_run(project)
     assert proc.returncode == 0, proc.stderr[-3000:]
     monkeypatch.chdir(project)
     with project_instance() as instance:
@@ -248,14 +233,7 @@ def test_without_a_dagster_yaml_sparkify_run_keeps_no_instance(tmp_path):
     instance, and `sparkify run` an in-memory one; nothing is written under .sparkify/dagster."""
     project = _project(tmp_path / "project")
     (project / "dagster.yaml").unlink()
-    proc = subprocess.run(
-        [str(BIN / "sparkify"), "run"],
-        cwd=project,
-        env=_env(project),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _sparkify_run(project)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (project / ".sparkify" / "sparkify.duckdb").is_file()
     assert not (project / ".sparkify" / "dagster").exists()
