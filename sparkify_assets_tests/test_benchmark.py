@@ -56,7 +56,12 @@ def test_benchmark_script_measures_every_loader_on_a_tiny_lake(tmp_path):
     assert r["lake"]["last_day_events"] == day_events
     for key in ("incremental", "one_day_alone"):
         run = r[key]
-        assert run["success"] and run["failures"] == [], key
+        # The tiny lake's days are in 2018, so the day run's lateness check (WARN) rightly says
+        # the last due day has not arrived; nothing else may fail.
+        assert run["success"] and len(run["failures"]) == 1, (key, run["failures"])
+        assert run["failures"][0].startswith("check failed: staging_events log_on_time (late: the log of "), (
+            key
+        )
         assert {"staging_events", "songplays", "users", "time"} <= set(run["steps"]), key
         assert "staging_songs" not in run["steps"], key
     assert set(r["incremental"]["steps"]) == set(r["one_day_alone"]["steps"])
