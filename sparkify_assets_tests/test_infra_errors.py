@@ -310,7 +310,9 @@ def test_waiting_reports_progress_until_available(tmp_path):
         },
     )
     lines: list[str] = []
-    cluster = ops.wait_available(clients, settings_for_stubs(tmp_path), lines.append, timeout=60, interval=0)
+    cluster = ops.wait_cluster(
+        clients, settings_for_stubs(tmp_path), lines.append, timeout=60, interval=0, goal=ops.AVAILABLE
+    )
     assert cluster["Endpoint"]["Address"] == "h.example"
     assert [line.split(",")[0] for line in lines] == [
         "cluster sparkify: creating",

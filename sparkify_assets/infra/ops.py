@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+
 from sparkify_assets.infra.errors import aws_errors
 from sparkify_assets.infra.settings import (
     InfraError,
@@ -246,91 +248,92 @@ def _create_cluster(clients: Clients, settings: InfraSettings, role_arn: str, ro
     }
     if settings.cluster_type == "multi-node":
         kwargs["NumberOfNodes"] = settings.num_nodes
-    attempts = 6 if role_is_new else 1
-    for attempt in range(attempts):
-        with (
-            aws_errors(
-                f"create the Redshift cluster {settings.cluster_identifier}",
-                "redshift:CreateCluster, redshift:CreateTags and iam:PassRole",
-                secrets=(password,),
-            ),
-            quiet_wire_logs(),
-        ):
-            try:
-                clients.redshift.create_cluster(**kwargs)
-                return
-            except ClientError as exc:
-                if _code(exc) == "ClusterAlreadyExists":
-                    raise _taken(settings) from None
-                # IAM is eventually consistent: a role seconds old may not be visible to Redshift yet.
-                message = exc.response.get("Error", {}).get("Message", "").lower()
-                if not (
-                    _code(exc) == "InvalidParameterValue" and "role" in message and attempt < attempts - 1
-                ):
-                    raise
-        time.sleep(5)
+    # IAM is eventually consistent: a role seconds old may not be visible to Redshift yet.
+    retrying = Retrying(
+        stop=stop_after_attempt(6 if role_is_new else 1),
+        wait=wait_fixed(5),
+        retry=retry_if_exception(_role_not_visible_yet),
+        reraise=True,
+    )
+    with (
+        aws_errors(
+            f"create the Redshift cluster {settings.cluster_identifier}",
+            "redshift:CreateCluster, redshift:CreateTags and iam:PassRole",
+            secrets=(password,),
+        ),
+        quiet_wire_logs(),
+    ):
+        try:
+            retrying(clients.redshift.create_cluster, **kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ClusterAlreadyExists":
+                raise _taken(settings) from None
+            raise
 
 
-def _poll_cluster(
-    clients: Clients,
-    identifier: str,
-    report: Report,
-    timeout: float,
-    interval: float,
-    settled: Callable[[dict | None, float], bool],
-    overdue: Callable[[dict], str],
-    waiting_for: str,
+def _role_not_visible_yet(exc: BaseException) -> bool:
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "").lower()
+    return _code(exc) == "InvalidParameterValue" and "role" in message
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """What a wait for the cluster waits for: the words of its lines and of its timeout."""
+
+    arrived: str
+    waiting: str
+    next_step: str  # what to do when the wait ran out of time
+
+
+AVAILABLE = _Goal(
+    "available",
+    "for available",
+    "`sparkify infra status` shows when it is ready, and `sparkify infra up` then finishes the setup.",
+)
+GONE = _Goal("deleted", "until gone", "run `sparkify infra down` again later to finish.")
+
+
+def _arrived(cluster: dict | None, identifier: str, goal: _Goal) -> bool:
+    """Whether the wait is over; raises when the cluster will never get there."""
+    if goal is GONE:
+        return cluster is None
+    if cluster is None:
+        raise InfraError(
+            f"The cluster {identifier} disappeared while starting: run `sparkify infra up` again."
+        )
+    state = cluster.get("ClusterStatus", "")
+    if state.startswith("available") and (cluster.get("Endpoint") or {}).get("Address"):
+        return True
+    if not state.startswith(_TRANSIENT):
+        raise InfraError(
+            f"The cluster {identifier} is {state!r} rather than starting: look at it in the Redshift "
+            "console, or run `sparkify infra down` and `up` again."
+        )
+    return False
+
+
+def wait_cluster(
+    clients: Clients, settings: InfraSettings, report: Report, timeout: float, interval: float, goal: _Goal
 ) -> dict | None:
-    """Look at the cluster every `interval` seconds until `settled` (which may raise) says it is;
-    past `timeout`, raise InfraError with `overdue`'s sentence. Reports the state while waiting."""
+    """Look at the cluster every `interval` seconds until it is available with an endpoint
+    (AVAILABLE; returns it) or deleted (GONE; returns None), reporting its state as it goes;
+    past `timeout`, raise InfraError saying what to do next."""
+    identifier = settings.cluster_identifier
     start = time.monotonic()
     while True:
         cluster = find_cluster(clients, identifier)
         elapsed = time.monotonic() - start
-        if settled(cluster, elapsed):
+        if _arrived(cluster, identifier, goal):
+            report(f"cluster {identifier}: {goal.arrived} after {elapsed:.0f}s")
             return cluster
-        assert cluster is not None  # `settled` takes a vanished cluster as settled or raises
-        if elapsed >= timeout:
-            raise InfraError(overdue(cluster))
-        report(
-            f"cluster {identifier}: {cluster.get('ClusterStatus', '')}, {elapsed:.0f}s elapsed (waiting {waiting_for})"
-        )
-        time.sleep(interval)
-
-
-def wait_available(
-    clients: Clients, settings: InfraSettings, report: Report, timeout: float, interval: float
-) -> dict:
-    """Poll until the cluster is available with an endpoint, reporting its state as it goes."""
-    identifier = settings.cluster_identifier
-
-    def available(cluster: dict | None, elapsed: float) -> bool:
-        if cluster is None:
-            raise InfraError(
-                f"The cluster {identifier} disappeared while starting: run `sparkify infra up` again."
-            )
+        assert cluster is not None  # a vanished cluster has arrived (GONE) or raised (AVAILABLE)
         state = cluster.get("ClusterStatus", "")
-        if state.startswith("available") and (cluster.get("Endpoint") or {}).get("Address"):
-            report(f"cluster {identifier}: available after {elapsed:.0f}s")
-            return True
-        if not state.startswith(_TRANSIENT):
+        if elapsed >= timeout:
             raise InfraError(
-                f"The cluster {identifier} is {state!r} rather than starting: look at it in the Redshift "
-                "console, or run `sparkify infra down` and `up` again."
+                f"The cluster {identifier} is still {state} after {timeout / 60:.0f} minutes: {goal.next_step}"
             )
-        return False
-
-    def overdue(cluster: dict) -> str:
-        return (
-            f"The cluster {identifier} is still {cluster.get('ClusterStatus', '')} after {timeout / 60:.0f} minutes: "
-            "`sparkify infra status` shows when it is ready, and `sparkify infra up` then finishes the setup."
-        )
-
-    cluster = _poll_cluster(
-        clients, identifier, report, timeout, interval, available, overdue, "for available"
-    )
-    assert cluster is not None
-    return cluster
+        report(f"cluster {identifier}: {state}, {elapsed:.0f}s elapsed (waiting {goal.waiting})")
+        time.sleep(interval)
 
 
 def ensure_cluster(
@@ -370,7 +373,9 @@ def ensure_cluster(
                     ClusterIdentifier=identifier, AddIamRoles=[role_arn]
                 )
             report(f"cluster {identifier}: role attached")
-    return wait_available(clients, settings, report, timeout, interval)
+    cluster = wait_cluster(clients, settings, report, timeout, interval, AVAILABLE)
+    assert cluster is not None
+    return cluster
 
 
 def open_ingress(clients: Clients, group_id: str, port: int, cidrs: list[str], report: Report) -> None:
@@ -502,25 +507,6 @@ def status(clients: Clients, settings: InfraSettings) -> Status:
 # --- down -----------------------------------------------------------------------------------
 
 
-def wait_gone(
-    clients: Clients, settings: InfraSettings, report: Report, timeout: float, interval: float
-) -> None:
-    identifier = settings.cluster_identifier
-
-    def gone(cluster: dict | None, elapsed: float) -> bool:
-        if cluster is None:
-            report(f"cluster {identifier}: deleted after {elapsed:.0f}s")
-        return cluster is None
-
-    def overdue(cluster: dict) -> str:
-        return (
-            f"The cluster {identifier} is still {cluster.get('ClusterStatus')} after {timeout / 60:.0f} "
-            "minutes: run `sparkify infra down` again later to finish."
-        )
-
-    _poll_cluster(clients, identifier, report, timeout, interval, gone, overdue, "until gone")
-
-
 def _delete_role(clients: Clients, name: str, report: Report) -> None:
     iam = clients.iam
     with aws_errors(
@@ -584,7 +570,7 @@ def _delete_cluster(
             clients.redshift.delete_cluster(**kwargs)
         kept = f"final snapshot {final_snapshot} kept" if final_snapshot else "no final snapshot"
         report(f"cluster {identifier}: deleting ({kept})")
-    wait_gone(clients, settings, report, timeout, interval)
+    wait_cluster(clients, settings, report, timeout, interval, GONE)
 
 
 def _delete_role_if_ours(clients: Clients, settings: InfraSettings, report: Report) -> list[str]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from pydantic import Field
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sparkify_assets import dialect
 from sparkify_assets.env_settings import DUCKDB_MEMORY_LIMIT, duckdb_memory_limit
@@ -153,20 +154,29 @@ class Warehouse(ABC):
     @abstractmethod
     def transaction(self) -> Iterator[Session]: ...
 
+    def retrying(self, transient: Callable[[BaseException], bool]) -> Retrying:
+        """Up to `attempts` tries with exponential backoff, retrying only what `transient` accepts;
+        the last error is raised as it was (reraise), for the caller's one sentence."""
+        return Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_seconds),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        )
+
     def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction; if the connection is lost, roll back and run it again
         in a new one (safe: the transaction never committed), a bounded number of times."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                with self.transaction() as tx:
+        lost = self.transient_errors
+        try:
+            for attempt in self.retrying(lambda exc: isinstance(exc, lost)):
+                with attempt, self.transaction() as tx:
                     return work(tx)
-            except self.transient_errors as exc:
-                if attempt == self.attempts:
-                    raise WarehouseError(
-                        f"Lost the connection to the warehouse {self.describe()} {self.attempts} times; "
-                        f"last error: {first_line(exc)}. Check that the server is up and reachable."
-                    ) from None
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        except lost as exc:
+            raise WarehouseError(
+                f"Lost the connection to the warehouse {self.describe()} {self.attempts} times; "
+                f"last error: {first_line(exc)}. Check that the server is up and reachable."
+            ) from None
         raise AssertionError("unreachable")
 
     @abstractmethod
@@ -449,28 +459,25 @@ class PostgresWarehouse(Warehouse):
     def connect(self):
         import psycopg2
 
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self._connect_once()
-            except psycopg2.OperationalError as exc:
-                # A wrong password or database will not fix itself: fail at once.
-                # A refused login or a missing database will not change on retry: say so at once.
-                final = attempt == self.attempts or any(
-                    phrase in str(exc)
-                    for phrase in ("authentication", "no password supplied", "does not exist")
-                )
-                if not final:
-                    time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-                    continue
-                first = first_line(exc)
-                if self._password:
-                    first = first.replace(self._password, "***")
-                tries = f" after {attempt} attempts" if attempt > 1 else ""
-                raise WarehouseError(
-                    f"Cannot connect to the warehouse {self.describe()}{tries}: {first}. "
-                    "Check the host, port, user, database and SPARKIFY_WAREHOUSE_PASSWORD."
-                ) from None
-        raise AssertionError("unreachable")
+        def transient(exc: BaseException) -> bool:
+            # A refused login or a missing database will not change on retry: say so at once.
+            return isinstance(exc, psycopg2.OperationalError) and not any(
+                phrase in str(exc) for phrase in ("authentication", "no password supplied", "does not exist")
+            )
+
+        retrying = self.retrying(transient)
+        try:
+            return retrying(self._connect_once)
+        except psycopg2.OperationalError as exc:
+            first = first_line(exc)
+            if self._password:
+                first = first.replace(self._password, "***")
+            attempt = retrying.statistics["attempt_number"]
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise WarehouseError(
+                f"Cannot connect to the warehouse {self.describe()}{tries}: {first}. "
+                "Check the host, port, user, database and SPARKIFY_WAREHOUSE_PASSWORD."
+            ) from None
 
     def _connect_once(self):
         import psycopg2
