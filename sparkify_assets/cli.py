@@ -10,6 +10,7 @@ Definitions load, exactly as `dagster dev` reads them; errors end in one sentenc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sparkify_assets.errors import UsageError
@@ -182,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped: no run was left half-done; every table is whole", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`sparkify query ... | head`) and had what it wanted. Point
+        # stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -121,3 +121,21 @@ def test_the_real_command(sample_url):
     ]
     assert lines[2].split() == ["1", "49", "Chloe", "Cuevas", "paid", "689", "42"]
     assert lines[-1] == "(10 rows)"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(sample_url):
+    """`sparkify query ... | head`: head exits after its lines and the pipe closes under a table far
+    larger than the pipe's buffer; the command stops without a traceback and exits 0."""
+    env = {**os.environ, "SPARKIFY_WAREHOUSE_URL": sample_url}
+    sql = "SELECT range AS n FROM range(300000)"  # about 2 MB of table: many pipe buffers
+    query = subprocess.Popen(
+        [str(SPARKIFY), "query", "--sql", sql], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    head = subprocess.Popen(["head", "-n", "3"], stdin=query.stdout, stdout=subprocess.PIPE, text=True)
+    assert query.stdout is not None and query.stderr is not None
+    query.stdout.close()  # head alone holds the read end, as in a shell pipeline
+    shown, _ = head.communicate(timeout=120)
+    errors = query.stderr.read().decode()
+    assert query.wait(timeout=120) == 0, errors
+    assert errors == ""
+    assert shown.splitlines() == ["     n", "------", "     0"]
