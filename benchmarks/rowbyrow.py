@@ -16,6 +16,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,25 +63,29 @@ def _song(path: str) -> dict:
         return json.loads(fh.read())
 
 
+def _song_row(s: dict) -> tuple:
+    return (s["song_id"], s["title"], s["artist_id"], s["year"], s["duration"])
+
+
+def _artist_row(s: dict) -> tuple:
+    return (
+        s["artist_id"],
+        s["artist_name"],
+        s["artist_location"],
+        s["artist_latitude"],
+        s["artist_longitude"],
+    )
+
+
 def _copy_rest(cur, paths: list[str], seen_artists: set[str]) -> None:
     """Bulk-load the songs outside the timed sample (untimed), first artist row per id wins."""
     songs, artists = io.StringIO(), io.StringIO()
     for path in paths:
         s = _song(path)
-        songs.write(
-            "\t".join(_tsv(v) for v in (s["song_id"], s["title"], s["artist_id"], s["year"], s["duration"]))
-        )
-        songs.write("\n")
+        songs.write("\t".join(_tsv(v) for v in _song_row(s)) + "\n")
         if s["artist_id"] not in seen_artists:
             seen_artists.add(s["artist_id"])
-            values = (
-                s["artist_id"],
-                s["artist_name"],
-                s["artist_location"],
-                s["artist_latitude"],
-                s["artist_longitude"],
-            )
-            artists.write("\t".join(_tsv(v) for v in values) + "\n")
+            artists.write("\t".join(_tsv(v) for v in _artist_row(s)) + "\n")
     songs.seek(0)
     artists.seek(0)
     cur.copy_expert("COPY songs FROM STDIN", songs)
@@ -91,6 +96,50 @@ def _tsv(value) -> str:
     if value is None:
         return "\\N"
     return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _insert_songs(cur, paths: list[str], seen_artists: set[str]) -> None:
+    """etl.py's process_song_file: an INSERT for each song and one for its artist."""
+    for path in paths:
+        s = _song(path)
+        cur.execute(SONG_INSERT, _song_row(s))
+        cur.execute(ARTIST_INSERT, _artist_row(s))
+        seen_artists.add(s["artist_id"])
+
+
+def _events(lake: Path, limit: int) -> Iterator[dict]:
+    """The first `limit` events of the lake's logs, file by file, each parsed with json.loads."""
+    read = 0
+    for path in log_paths(lake):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if read >= limit:
+                    return
+                if not line.strip():
+                    continue
+                read += 1
+                yield json.loads(line)
+        if read >= limit:
+            return
+
+
+def _insert_play(cur, e: dict) -> bool:
+    """etl.py's process_log_file for one event: for a NextSong, its time row, its user, the song
+    lookup and the songplay; False for any other page."""
+    if e["page"] != "NextSong":
+        return False
+    t = datetime.fromtimestamp(e["ts"] / 1000, tz=timezone.utc).replace(tzinfo=None)
+    weekday = (t.weekday() + 1) % 7
+    cur.execute(TIME_INSERT, (t, t.hour, t.day, t.isocalendar()[1], t.month, t.year, weekday))
+    cur.execute(USER_INSERT, (e["userId"], e["firstName"], e["lastName"], e["gender"], e["level"]))
+    cur.execute(SONG_SELECT, (e["song"], e["artist"], e["length"]))
+    found = cur.fetchone()
+    song_id, artist_id = found if found else (None, None)
+    cur.execute(
+        SONGPLAY_INSERT,
+        (t, e["userId"], e["level"], song_id, artist_id, e["sessionId"], e["location"], e["userAgent"]),
+    )
+    return True
 
 
 def run(url: str, lake: Path, max_songs: int, max_events: int) -> dict:
@@ -106,61 +155,15 @@ def run(url: str, lake: Path, max_songs: int, max_events: int) -> dict:
     sample, rest = paths[:max_songs], paths[max_songs:]
     seen_artists: set[str] = set()
     t0 = time.perf_counter()
-    for path in sample:
-        s = _song(path)
-        cur.execute(SONG_INSERT, (s["song_id"], s["title"], s["artist_id"], s["year"], s["duration"]))
-        cur.execute(
-            ARTIST_INSERT,
-            (
-                s["artist_id"],
-                s["artist_name"],
-                s["artist_location"],
-                s["artist_latitude"],
-                s["artist_longitude"],
-            ),
-        )
-        seen_artists.add(s["artist_id"])
+    _insert_songs(cur, sample, seen_artists)
     songs_seconds = time.perf_counter() - t0
     _copy_rest(cur, rest, seen_artists)
 
     events = plays = 0
     t0 = time.perf_counter()
-    for path in log_paths(lake):
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if events >= max_events:
-                    break
-                if not line.strip():
-                    continue
-                events += 1
-                e = json.loads(line)
-                if e["page"] != "NextSong":
-                    continue
-                t = datetime.fromtimestamp(e["ts"] / 1000, tz=timezone.utc).replace(tzinfo=None)
-                weekday = (t.weekday() + 1) % 7
-                cur.execute(TIME_INSERT, (t, t.hour, t.day, t.isocalendar()[1], t.month, t.year, weekday))
-                cur.execute(
-                    USER_INSERT, (e["userId"], e["firstName"], e["lastName"], e["gender"], e["level"])
-                )
-                cur.execute(SONG_SELECT, (e["song"], e["artist"], e["length"]))
-                found = cur.fetchone()
-                song_id, artist_id = found if found else (None, None)
-                cur.execute(
-                    SONGPLAY_INSERT,
-                    (
-                        t,
-                        e["userId"],
-                        e["level"],
-                        song_id,
-                        artist_id,
-                        e["sessionId"],
-                        e["location"],
-                        e["userAgent"],
-                    ),
-                )
-                plays += 1
-        if events >= max_events:
-            break
+    for e in _events(lake, max_events):
+        events += 1
+        plays += _insert_play(cur, e)
     events_seconds = time.perf_counter() - t0
     cur.execute("SELECT (SELECT COUNT(*) FROM songs), (SELECT COUNT(*) FROM songplays)")
     songs_loaded, songplays_loaded = cur.fetchone()

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -268,33 +269,34 @@ def _row(name: str, wall: float, rows: int, rss: float | None, note: str = "") -
 
 
 def report(r: dict) -> str:
-    lake, out = r["lake"], []
-    rows = lake["events"] + lake["songs"]
-    out.append(
+    """The figures as printed: the lake and the machine, a row per measurement, the ratios to
+    their targets, and the time of each step."""
+    return "\n".join(
+        [*_about(r), *_measurements(r), "", *_pipeline_ratios(r), *_daily_ratios(r), *_step_times(r)]
+    )
+
+
+def _about(r: dict) -> list[str]:
+    lake, m = r["lake"], r["machine"]
+    return [
         f"lake {r['lake_path']}: {lake['events']:,} events in {lake['log_files']} daily files "
-        f"({lake['log_mib']:,.0f} MiB), {lake['songs']:,} song files ({lake['song_mib']:,.0f} MiB)"
-    )
-    m = r["machine"]
-    out.append(
+        f"({lake['log_mib']:,.0f} MiB), {lake['songs']:,} song files ({lake['song_mib']:,.0f} MiB)",
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load average at start "
-        f"{m['load_average_at_start'][0]:.2f}; Python {m['python']}, DuckDB {m['duckdb']}, {m['postgres']}"
-    )
-    out.append(f"\n  {'measurement':<44}{'wall s':>9}{'rows/s':>12}{'peak MiB':>9}")
-    f = r["floor"]
-    floor_s = f["logs_seconds"] + f["songs_seconds"]
+        f"{m['load_average_at_start'][0]:.2f}; Python {m['python']}, DuckDB {m['duckdb']}, {m['postgres']}",
+    ]
+
+
+def _measurements(r: dict) -> list[str]:
+    """A row per measurement: wall seconds, rows per second and peak memory."""
+    lake, f = r["lake"], r["floor"]
+    rows = lake["events"] + lake["songs"]
+    out = [f"\n  {'measurement':<44}{'wall s':>9}{'rows/s':>12}{'peak MiB':>9}"]
     out.append(_row("floor: DuckDB read_json CTAS of the logs", f["logs_seconds"], f["events"], None))
     out.append(_row("floor: Python open+json.loads of song files", f["songs_seconds"], f["songs"], None))
-    out.append(_row("floor: total (process peak memory)", floor_s, rows, f["peak_rss_mib"]))
-    e2e = r.get("floor_e2e")
-    if e2e:
-        out.append(
-            _row(
-                "end-to-end floor: plain DuckDB script, all tables",
-                e2e["wall_seconds"],
-                rows,
-                e2e["peak_rss_mib"],
-            )
-        )
+    out.append(_row("floor: total (process peak memory)", _floor_seconds(r), rows, f["peak_rss_mib"]))
+    if e2e := r.get("floor_e2e"):
+        label = "end-to-end floor: plain DuckDB script, all tables"
+        out.append(_row(label, e2e["wall_seconds"], rows, e2e["peak_rss_mib"]))
     for key, label in (("duckdb", "sparkify run, DuckDB"), ("postgres", "sparkify run, PostgreSQL")):
         if key in r:
             p = r[key]
@@ -311,46 +313,54 @@ def report(r: dict) -> str:
     if "baseline" in r:
         b = r["baseline"]
         note = (
-            ""
-            if not b["extrapolated"]
-            else (f"extrapolated from {b['songs_sampled']:,} song files and {b['events_sampled']:,} events")
+            f"extrapolated from {b['songs_sampled']:,} song files and {b['events_sampled']:,} events"
+            if b["extrapolated"]
+            else ""
         )
+        label = "row-by-row psycopg2 INSERTs (classic etl.py)"
+        out.append(_row(label, b["estimated_seconds"], rows, b["peak_rss_mib"], note))
+    return out
+
+
+def _floor_seconds(r: dict) -> float:
+    return r["floor"]["logs_seconds"] + r["floor"]["songs_seconds"]
+
+
+def _pipeline_ratios(r: dict) -> list[str]:
+    """The DuckDB pipeline against the floors, and its song loader against plain Python."""
+    if "duckdb" not in r:
+        return []
+    d, f, e2e = r["duckdb"], r["floor"], r.get("floor_e2e")
+    floor_s = _floor_seconds(r)
+    out = [
+        f"ratio DuckDB pipeline / floor: {d['wall_seconds'] / floor_s:.2f} (whole process), "
+        f"{d['load_seconds'] / floor_s:.2f} (run_load only); target <= 2"
+    ]
+    if e2e:
+        same = {k: v for k, v in e2e["counts"].items() if k in d.get("counts", {})}
+        differ = {k: (v, d["counts"][k]) for k, v in same.items() if d["counts"][k] != v}
         out.append(
-            _row(
-                "row-by-row psycopg2 INSERTs (classic etl.py)",
-                b["estimated_seconds"],
-                rows,
-                b["peak_rss_mib"],
-                note,
+            f"ratio DuckDB pipeline / end-to-end floor: {d['wall_seconds'] / e2e['wall_seconds']:.2f} "
+            f"(whole processes; CPU {d['cpu_seconds'] / e2e['cpu_seconds']:.2f}); target <= 2 at 1M, "
+            f"1.5 at 10M; floor parts: events {e2e['events_seconds']:.2f} s, songs "
+            f"{e2e['songs_seconds']:.2f} s, sql/*.sql {e2e['transforms_seconds']:.2f} s; "
+            + (
+                f"row counts DIFFER (floor, run): {differ}"
+                if differ
+                else f"same row counts ({len(same)} tables)"
             )
         )
-    out.append("")
-    if "duckdb" in r:
-        d = r["duckdb"]
+    if songs_step := d["steps"].get("staging_songs"):
         out.append(
-            f"ratio DuckDB pipeline / floor: {d['wall_seconds'] / floor_s:.2f} (whole process), "
-            f"{d['load_seconds'] / floor_s:.2f} (run_load only); target <= 2"
+            f"song loader: staging_songs step {songs_step:.2f} s vs plain Python {f['songs_seconds']:.2f} s "
+            f"for {f['songs']:,} files: {songs_step / f['songs_seconds']:.2f}x (target <= 1.5)"
         )
-        if e2e:
-            same = {k: v for k, v in e2e["counts"].items() if k in d.get("counts", {})}
-            differ = {k: (v, d["counts"][k]) for k, v in same.items() if d["counts"][k] != v}
-            out.append(
-                f"ratio DuckDB pipeline / end-to-end floor: {d['wall_seconds'] / e2e['wall_seconds']:.2f} "
-                f"(whole processes; CPU {d['cpu_seconds'] / e2e['cpu_seconds']:.2f}); target <= 2 at 1M, "
-                f"1.5 at 10M; floor parts: events {e2e['events_seconds']:.2f} s, songs "
-                f"{e2e['songs_seconds']:.2f} s, sql/*.sql {e2e['transforms_seconds']:.2f} s; "
-                + (
-                    f"row counts DIFFER (floor, run): {differ}"
-                    if differ
-                    else f"same row counts ({len(same)} tables)"
-                )
-            )
-        songs_step = d["steps"].get("staging_songs")
-        if songs_step:
-            out.append(
-                f"song loader: staging_songs step {songs_step:.2f} s vs plain Python {f['songs_seconds']:.2f} s "
-                f"for {f['songs']:,} files: {songs_step / f['songs_seconds']:.2f}x (target <= 1.5)"
-            )
+    return out
+
+
+def _daily_ratios(r: dict) -> list[str]:
+    """What daily operation costs (a new day, an unchanged catalog) and the row-by-row ratio."""
+    lake, out = r["lake"], []
     if "incremental" in r and "one_day_alone" in r:
         inc, alone = r["incremental"], r["one_day_alone"]
         out.append(
@@ -373,25 +383,31 @@ def report(r: dict) -> str:
             f"ratio row-by-row / PostgreSQL pipeline: {r['baseline']['estimated_seconds'] / r['postgres']['wall_seconds']:.1f}x "
             "(target >= 50)"
         )
-    steps = [k for k in ("duckdb", "postgres", "incremental", "one_day_alone", "catalog_unchanged") if k in r]
-    if steps:
-        names = sorted(
-            {s for k in steps for s in r[k]["steps"]}, key=lambda s: -r[steps[0]]["steps"].get(s, 0)
-        )
-        assets = [n for n in names if n in ASSETS]
-        checks = [n for n in names if n not in ASSETS]
-        heads = {"one_day_alone": "day alone", "catalog_unchanged": "catalog same"}
-        out.append(f"\n  {'time of each step (s)':<50}" + "".join(f"{heads.get(k, k):>14}" for k in steps))
-        for name in assets:
-            out.append(f"  {name:<50}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
-        out.append(
-            f"  {f'{len(checks)} other steps (analytics; checks if steps)':<50}"
-            + "".join(f"{sum(r[k]['steps'].get(n, 0) for n in checks):14.2f}" for k in steps)
-        )
-        slowest = sorted(checks, key=lambda n: -r[steps[0]]["steps"].get(n, 0))[:5]
-        for name in slowest:
-            out.append(f"    {name:<48}" + "".join(f"{r[k]['steps'].get(name, 0):14.2f}" for k in steps))
-    return "\n".join(out)
+    return out
+
+
+def _step_times(r: dict) -> list[str]:
+    """A column per run: each asset's step, the other steps together, and the five slowest of them."""
+    runs = [k for k in ("duckdb", "postgres", "incremental", "one_day_alone", "catalog_unchanged") if k in r]
+    if not runs:
+        return []
+    names = sorted({s for k in runs for s in r[k]["steps"]}, key=lambda s: -r[runs[0]]["steps"].get(s, 0))
+    assets = [n for n in names if n in ASSETS]
+    checks = [n for n in names if n not in ASSETS]
+    heads = {"one_day_alone": "day alone", "catalog_unchanged": "catalog same"}
+
+    def cells(seconds: Callable[[dict], float]) -> str:
+        return "".join(f"{seconds(r[k]['steps']):14.2f}" for k in runs)
+
+    out = [f"\n  {'time of each step (s)':<50}" + "".join(f"{heads.get(k, k):>14}" for k in runs)]
+    out += [f"  {name:<50}" + cells(lambda steps, n=name: steps.get(n, 0)) for name in assets]
+    out.append(
+        f"  {f'{len(checks)} other steps (analytics; checks if steps)':<50}"
+        + cells(lambda steps: sum(steps.get(n, 0) for n in checks))
+    )
+    slowest = sorted(checks, key=lambda n: -r[runs[0]]["steps"].get(n, 0))[:5]
+    out += [f"    {name:<48}" + cells(lambda steps, n=name: steps.get(n, 0)) for name in slowest]
+    return out
 
 
 def print_profile(path: Path, limit: int) -> None:
@@ -404,10 +420,7 @@ def print_profile(path: Path, limit: int) -> None:
     stats.sort_stats("tottime").print_stats(limit)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in CHILDREN:
-        return child_main(argv)
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Benchmark a lake: floor, DuckDB, PostgreSQL, row-by-row baseline."
     )
@@ -427,7 +440,69 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--profile", help="also run the DuckDB pipeline under cProfile, saving the stats here")
     p.add_argument("--profile-lines", type=int, default=30)
-    args = p.parse_args(argv)
+    return p
+
+
+def measure_daily(r: dict, work: Path, lake: Path, duck: str, home: dict) -> None:
+    """What a new day costs in daily operation: the log sensor's request (the day's event assets
+    for one partition), here the last day again on top of all the loaded days..."""
+    day = r["lake"]["last_day"]
+    print("2b/4 one day through the sensor's job, on the loaded warehouse", file=sys.stderr)
+    day_opts = {"lake": lake, "start": day, "selection": "events"}
+    r["incremental"] = measure("_sensor_run", work, env=home, warehouse=duck, **day_opts)
+    # ...the song sensor's request on an unchanged catalog (staging_songs restages nothing)...
+    r["catalog_unchanged"] = measure(
+        "_sensor_run", work, env=home, lake=lake, warehouse=duck, selection="songs"
+    )
+    # ...and the same day into a warehouse that holds only the song catalog (loaded first,
+    # untimed), so that Dagster's fixed cost per run and per step is on both sides.
+    alone = f"duckdb://{work / 'one-day.duckdb'}"
+    alone_home = {"DAGSTER_HOME": _dagster_home(work, "dagster-one-day")}
+    measure("_sensor_run", work, env=alone_home, lake=lake, warehouse=alone, selection="songs")
+    r["one_day_alone"] = measure("_sensor_run", work, env=alone_home, warehouse=alone, **day_opts)
+
+
+def measure_postgres(r: dict, work: Path, lake: Path, args: argparse.Namespace) -> None:
+    """`sparkify run` on a throwaway PostgreSQL server, then (unless skipped) the baseline there."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from sparkify_assets_tests import pgserver
+
+    with pgserver.throwaway_server() as server:
+        print("3/4 sparkify run on PostgreSQL", file=sys.stderr)
+        url = pgserver.create_database(server, "pipeline")
+        home = {"DAGSTER_HOME": _dagster_home(work, "dagster-postgres")}
+        r["postgres"] = sparkify_run(work, lake, url, home["DAGSTER_HOME"])
+        if not args.skip_baseline:
+            print("4/4 row-by-row baseline", file=sys.stderr)
+            url = pgserver.create_database(server, "baseline")
+            b = measure(
+                "_baseline",
+                work,
+                lake=lake,
+                warehouse=url,
+                max_songs=args.baseline_songs,
+                max_events=args.baseline_events,
+            )
+            r["baseline"] = _extrapolated(b, r["lake"])
+
+
+def _extrapolated(b: dict, lake: dict) -> dict:
+    """The baseline's sample scaled to the whole lake: each part by its own row count, songs by
+    files, events by lines."""
+    songs_rate = b["songs_sampled"] / b["songs_seconds"] if b["songs_seconds"] else 0
+    events_rate = b["events_sampled"] / b["events_seconds"] if b["events_seconds"] else 0
+    b["estimated_seconds"] = (lake["songs"] / songs_rate if songs_rate else 0) + (
+        lake["events"] / events_rate if events_rate else 0
+    )
+    b["extrapolated"] = b["songs_sampled"] < lake["songs"] or b["events_sampled"] < lake["events"]
+    return b
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CHILDREN:
+        return child_main(argv)
+    args = _parser().parse_args(argv)
 
     lake = Path(args.lake).resolve()
     with tempfile.TemporaryDirectory(prefix="sparkify-bench-", dir=args.workdir) as tmp:
@@ -446,53 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         home = {"DAGSTER_HOME": _dagster_home(work, "dagster-duckdb")}
         r["duckdb"] = sparkify_run(work, lake, duck, home["DAGSTER_HOME"])
         if not args.skip_incremental and r["lake"]["last_day"]:
-            # What a new day costs in daily operation: the log sensor's request (the day's event
-            # assets for one partition), here the last day again on top of all the loaded days...
-            day = r["lake"]["last_day"]
-            print("2b/4 one day through the sensor's job, on the loaded warehouse", file=sys.stderr)
-            day_opts = {"lake": lake, "start": day, "selection": "events"}
-            r["incremental"] = measure("_sensor_run", work, env=home, warehouse=duck, **day_opts)
-            # ...the song sensor's request on an unchanged catalog (staging_songs restages nothing)...
-            r["catalog_unchanged"] = measure(
-                "_sensor_run", work, env=home, lake=lake, warehouse=duck, selection="songs"
-            )
-            # ...and the same day into a warehouse that holds only the song catalog (loaded first,
-            # untimed), so that Dagster's fixed cost per run and per step is on both sides.
-            alone = f"duckdb://{work / 'one-day.duckdb'}"
-            alone_home = {"DAGSTER_HOME": _dagster_home(work, "dagster-one-day")}
-            measure("_sensor_run", work, env=alone_home, lake=lake, warehouse=alone, selection="songs")
-            r["one_day_alone"] = measure("_sensor_run", work, env=alone_home, warehouse=alone, **day_opts)
+            measure_daily(r, work, lake, duck, home)
 
         if not args.skip_postgres:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-            from sparkify_assets_tests import pgserver
-
-            with pgserver.throwaway_server() as server:
-                print("3/4 sparkify run on PostgreSQL", file=sys.stderr)
-                url = pgserver.create_database(server, "pipeline")
-                home = {"DAGSTER_HOME": _dagster_home(work, "dagster-postgres")}
-                r["postgres"] = sparkify_run(work, lake, url, home["DAGSTER_HOME"])
-                if not args.skip_baseline:
-                    print("4/4 row-by-row baseline", file=sys.stderr)
-                    url = pgserver.create_database(server, "baseline")
-                    b = measure(
-                        "_baseline",
-                        work,
-                        lake=lake,
-                        warehouse=url,
-                        max_songs=args.baseline_songs,
-                        max_events=args.baseline_events,
-                    )
-                    # Each part scales with its own row count: songs by files, events by lines.
-                    songs_rate = b["songs_sampled"] / b["songs_seconds"] if b["songs_seconds"] else 0
-                    events_rate = b["events_sampled"] / b["events_seconds"] if b["events_seconds"] else 0
-                    b["estimated_seconds"] = (r["lake"]["songs"] / songs_rate if songs_rate else 0) + (
-                        r["lake"]["events"] / events_rate if events_rate else 0
-                    )
-                    b["extrapolated"] = (
-                        b["songs_sampled"] < r["lake"]["songs"] or b["events_sampled"] < r["lake"]["events"]
-                    )
-                    r["baseline"] = b
+            measure_postgres(r, work, lake, args)
 
         if args.profile:
             print("profiling the DuckDB pipeline", file=sys.stderr)

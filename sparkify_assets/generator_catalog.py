@@ -124,47 +124,59 @@ def write_catalog(
     playable: list[PlayableSong] = []
     artist_of: list[int] = []  # index into `artists` of each song, for re-releases
     for i in range(n_songs):
-        tid = track_id(rng)
-        while tid in tids:
-            tid = track_id(rng)
-        tids.add(tid)
-        sid = msd_id(rng, "SO")
-        while sid in song_ids:
-            sid = msd_id(rng, "SO")
-        song_ids.add(sid)
-        if playable and rng.random() < RERELEASE_SHARE:
-            # A re-release: the same title and artist spelling under another song_id.
-            k = rng.randrange(len(playable))
-            a = artist_of[k]
-            name, song_title = playable[k].artist, playable[k].title
-        else:
-            # Skewed: a few prolific artists, a long tail with one song each.
-            a = int(len(artists) * rng.random() ** 1.6)
-            artist = artists[a]
-            use_variant = len(artist.names) > 1 and rng.random() < VARIANT_SONG_SHARE
-            name = rng.choice(artist.names[1:]) if use_variant else artist.names[0]
-            song_title = title(rng)
-        artist = artists[a]
-        # Real catalogs also disagree on an artist's place from one song to the next.
-        blank_place = rng.random() < 0.1
-        obj = {
-            "num_songs": 1,
-            "artist_id": artist.artist_id,
-            "artist_latitude": None if blank_place else artist.latitude,
-            "artist_longitude": None if blank_place else artist.longitude,
-            "artist_location": "" if blank_place else artist.location,
-            "artist_name": name,
-            "song_id": sid,
-            "title": song_title,
-            "duration": duration(rng),
-            "year": 0 if rng.random() < YEAR_UNKNOWN_SHARE else rng.randint(1955, 2010),
-        }
+        tid = _unused(tids, lambda: track_id(rng))
+        sid = _unused(song_ids, lambda: msd_id(rng, "SO"))
+        a, name, song_title = _credit(rng, artists, playable, artist_of)
+        obj = _song_file(rng, artists[a], name, sid, song_title)
         write(song_key(tid), song_json(obj))
         playable.append(PlayableSong(song_title, name, obj["duration"]))
         artist_of.append(a)
         if progress:
             progress(i + 1)
     return playable
+
+
+def _unused(taken: set[str], draw: Callable[[], str]) -> str:
+    """A fresh draw not in `taken`, added to it."""
+    value = draw()
+    while value in taken:
+        value = draw()
+    taken.add(value)
+    return value
+
+
+def _credit(
+    rng: random.Random, artists: list[_Artist], playable: list[PlayableSong], artist_of: list[int]
+) -> tuple[int, str, str]:
+    """The next song's artist (an index into `artists`), artist name as spelt, and title."""
+    if playable and rng.random() < RERELEASE_SHARE:
+        # A re-release: the same title and artist spelling under another song_id.
+        k = rng.randrange(len(playable))
+        return artist_of[k], playable[k].artist, playable[k].title
+    # Skewed: a few prolific artists, a long tail with one song each.
+    a = int(len(artists) * rng.random() ** 1.6)
+    artist = artists[a]
+    use_variant = len(artist.names) > 1 and rng.random() < VARIANT_SONG_SHARE
+    name = rng.choice(artist.names[1:]) if use_variant else artist.names[0]
+    return a, name, title(rng)
+
+
+def _song_file(rng: random.Random, artist: _Artist, name: str, song_id: str, song_title: str) -> dict:
+    """A song file's fields, in the catalog's order."""
+    # Real catalogs also disagree on an artist's place from one song to the next.
+    blank_place = rng.random() < 0.1
+    return {
+        "num_songs": 1,
+        "artist_id": artist.artist_id,
+        "artist_latitude": None if blank_place else artist.latitude,
+        "artist_longitude": None if blank_place else artist.longitude,
+        "artist_location": "" if blank_place else artist.location,
+        "artist_name": name,
+        "song_id": song_id,
+        "title": song_title,
+        "duration": duration(rng),
+        "year": 0 if rng.random() < YEAR_UNKNOWN_SHARE else rng.randint(1955, 2010),
+    }
 
 
 def missing_songs(rng: random.Random, catalog: list[PlayableSong], count: int) -> list[PlayableSong]:

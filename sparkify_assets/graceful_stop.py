@@ -24,6 +24,37 @@ GRACE_SECONDS = 5.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _next_signal(read_end: int, done: threading.Event, timeout: float | None) -> int | None:
+    """The next SIGINT or SIGTERM on the wakeup fd within `timeout` seconds, or None (also once
+    `done`)."""
+    while not done.is_set():
+        ready, _, _ = select.select([read_end], [], [], 0.2 if timeout is None else min(timeout, 0.2))
+        if timeout is not None:
+            timeout -= 0.2
+        if ready:
+            for byte in os.read(read_end, 64):
+                if byte in SIGNALS:
+                    return byte
+        elif timeout is not None and timeout <= 0:
+            return None
+    return None
+
+
+def _watch(read_end: int, done: threading.Event, grace_seconds: float) -> None:
+    """The watcher thread: after the first signal, end the process if the block is not done
+    `grace_seconds` later or a second signal comes."""
+    first = _next_signal(read_end, done, None)
+    if first is None:
+        return
+    name = signal.Signals(first).name
+    print(f"stopping ({name}): the step in progress rolls back; every table stays whole", file=sys.stderr)
+    again = _next_signal(read_end, done, grace_seconds)
+    if not done.is_set():
+        how = "a second signal" if again else f"{grace_seconds:g} s"
+        print(f"stopped ({name}) after {how}, ending the process", file=sys.stderr, flush=True)
+        os._exit(128 + first)
+
+
 @contextmanager
 def stop_on_signals(grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
     """Within the block, SIGINT or SIGTERM raise KeyboardInterrupt in the main thread (Dagster's
@@ -39,34 +70,9 @@ def stop_on_signals(grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
     for sig in SIGNALS:
         signal.signal(sig, signal.default_int_handler)
     old_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-
-    def next_signal(timeout: float | None) -> int | None:
-        """The next SIGINT or SIGTERM within `timeout` seconds, or None (also once done)."""
-        while not done.is_set():
-            ready, _, _ = select.select([read_end], [], [], 0.2 if timeout is None else min(timeout, 0.2))
-            if timeout is not None:
-                timeout -= 0.2
-            if ready:
-                for byte in os.read(read_end, 64):
-                    if byte in SIGNALS:
-                        return byte
-            elif timeout is not None and timeout <= 0:
-                return None
-        return None
-
-    def watch() -> None:
-        first = next_signal(None)
-        if first is None:
-            return
-        name = signal.Signals(first).name
-        print(f"stopping ({name}): the step in progress rolls back; every table stays whole", file=sys.stderr)
-        again = next_signal(grace_seconds)
-        if not done.is_set():
-            how = "a second signal" if again else f"{grace_seconds:g} s"
-            print(f"stopped ({name}) after {how}, ending the process", file=sys.stderr, flush=True)
-            os._exit(128 + first)
-
-    watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
+    watcher = threading.Thread(
+        target=_watch, args=(read_end, done, grace_seconds), name="signal-watcher", daemon=True
+    )
     watcher.start()
     try:
         yield
