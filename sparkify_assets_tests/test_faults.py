@@ -22,9 +22,15 @@ from sparkify_assets_tests.test_sample_duckdb import CONTRACT
 TABLES = list(CONTRACT)
 
 
-def test_lost_connection_is_retried_in_a_new_transaction(pg_url):
-    wh = open_warehouse(pg_url)
+def _quick_retries(url: str, **options):
+    """The warehouse at `url`, retrying 10 ms apart rather than half a second."""
+    wh = open_warehouse(url, **options)
     wh.backoff_seconds = 0.01
+    return wh
+
+
+def test_lost_connection_is_retried_in_a_new_transaction(pg_url):
+    wh = _quick_retries(pg_url)
     attempts = []
 
     def work(tx):
@@ -41,8 +47,7 @@ def test_lost_connection_is_retried_in_a_new_transaction(pg_url):
 
 
 def test_connection_lost_every_time_gives_up_with_one_sentence(pg_url):
-    wh = open_warehouse(pg_url)
-    wh.backoff_seconds = 0.01
+    wh = _quick_retries(pg_url)
     calls = []
 
     def work(tx):
@@ -58,8 +63,7 @@ def test_connection_lost_every_time_gives_up_with_one_sentence(pg_url):
 
 def test_unreachable_host_is_retried_then_explained():
     port = free_port()  # nothing listens there
-    wh = open_warehouse(f"postgresql://sparkify@127.0.0.1:{port}/dwh", password="pw-never-shown")
-    wh.backoff_seconds = 0.01
+    wh = _quick_retries(f"postgresql://sparkify@127.0.0.1:{port}/dwh", password="pw-never-shown")
     with pytest.raises(WarehouseError) as info:
         wh.query("SELECT 1")
     message = str(info.value)

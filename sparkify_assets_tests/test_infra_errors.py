@@ -118,13 +118,18 @@ def test_malformed_cidr_is_one_sentence(infra, capsys, cidr, message):
     assert not role_exists(infra["role"])
 
 
-def test_no_credentials(infra, capsys, monkeypatch, tmp_path):
+def _no_aws_credentials(monkeypatch, tmp_path) -> None:
+    """No credentials in the environment, and nothing else in boto3's chain may answer: no
+    files, no instance metadata."""
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    # Nothing else in boto3's chain may answer: no files, no instance metadata.
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_no_credentials(infra, capsys, monkeypatch, tmp_path):
+    _no_aws_credentials(monkeypatch, tmp_path)
     expected = (
         "error: No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
         "or KEY and SECRET in dwh.cfg's [AWS] section.\n"
@@ -136,11 +141,7 @@ def test_no_credentials(infra, capsys, monkeypatch, tmp_path):
 
 
 def test_dwh_cfg_keys_are_used_when_the_environment_has_none(infra, capsys, monkeypatch, tmp_path):
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _no_aws_credentials(monkeypatch, tmp_path)
     cfg = tmp_path / "dwh.cfg"
     cfg.write_text("[AWS]\nKEY=AKIDFROMDWHCFG\nSECRET=secret-from-dwh-cfg\n")
     rc, out, err = cli(capsys, "status", "--dwh-cfg", str(cfg))
@@ -248,6 +249,9 @@ def settings_for_stubs(tmp_path):
     )
 
 
+# The stubbed answer of describe_clusters when there is no such cluster.
+NO_CLUSTER = {"service_error_code": "ClusterNotFound", "service_message": "Cluster sparkify not found."}
+
 ROLE = {
     "Path": "/",
     "RoleName": "sparkify-role",
@@ -260,12 +264,11 @@ ROLE = {
 @pytest.mark.parametrize("code", ["ClusterQuotaExceeded", "NumberOfNodesQuotaExceeded"])
 def test_cluster_quota(tmp_path, code):
     clients, stubs = stubbed_clients()
-    not_found = {"service_error_code": "ClusterNotFound", "service_message": "Cluster sparkify not found."}
-    stubs["redshift"].add_client_error("describe_clusters", **not_found)
+    stubs["redshift"].add_client_error("describe_clusters", **NO_CLUSTER)
     stubs["iam"].add_client_error("get_role", service_error_code="NoSuchEntity", service_message="no role")
     stubs["iam"].add_response("create_role", {"Role": ROLE})
     stubs["iam"].add_response("put_role_policy", {})
-    stubs["redshift"].add_client_error("describe_clusters", **not_found)
+    stubs["redshift"].add_client_error("describe_clusters", **NO_CLUSTER)
     stubs["redshift"].add_client_error("create_cluster", service_error_code=code, service_message="quota")
     with pytest.raises(InfraError) as caught:
         ops.up(clients, settings_for_stubs(tmp_path), report=lambda line: None)
@@ -277,11 +280,7 @@ def test_cluster_quota(tmp_path, code):
 
 def test_no_permission(tmp_path):
     clients, stubs = stubbed_clients()
-    stubs["redshift"].add_client_error(
-        "describe_clusters",
-        service_error_code="ClusterNotFound",
-        service_message="Cluster sparkify not found.",
-    )
+    stubs["redshift"].add_client_error("describe_clusters", **NO_CLUSTER)
     stubs["iam"].add_client_error(
         "get_role",
         service_error_code="AccessDenied",
@@ -529,11 +528,7 @@ def test_the_committed_dwh_cfg_example_reads_as_documented(tmp_path, monkeypatch
 def test_down_on_nothing_in_a_region_without_a_default_vpc(tmp_path):
     # moto gives every region a default VPC; accounts without one exist, so the Stubber plays it.
     clients, stubs = stubbed_clients()
-    stubs["redshift"].add_client_error(
-        "describe_clusters",
-        service_error_code="ClusterNotFound",
-        service_message="Cluster sparkify not found.",
-    )
+    stubs["redshift"].add_client_error("describe_clusters", **NO_CLUSTER)
     stubs["iam"].add_client_error("get_role", service_error_code="NoSuchEntity", service_message="no role")
     stubs["ec2"].add_response("describe_vpcs", {"Vpcs": []})
     lines: list[str] = []

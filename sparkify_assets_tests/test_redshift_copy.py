@@ -105,21 +105,29 @@ def _assert_real_redshift_sql(statements: list[str]) -> None:
         assert len(parsed) == 1 and not isinstance(parsed[0], exp.Command), sql
 
 
+def _stage_events(
+    wh: RecordingRedshift, lake, first: dt.date, last: dt.date | None = None, **options
+) -> None:
+    """staging_events of the lake's days `first` to `last` (default: that one day) through the
+    recorded Redshift `wh`; `options` go to its RecordingResource."""
+    last = last or first
+    staging.replace_staging(
+        run_context(first),
+        RecordingResource(wh, **options),
+        lake,
+        STAGING_EVENTS,
+        lake.log_files(first, last),
+        date_filter("source_date", first, last),
+    )
+
+
 def test_one_day_partition_copies_only_that_day(lake_bucket):
     lake = open_lake(f"s3://{lake_bucket}/lake")
     day = DAYS[1]
     key = f"log_data/2018/11/{day.isoformat()}-events.json"
     head = boto3.client("s3").head_object(Bucket=lake_bucket, Key=f"lake/{key}")
     wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
-    files = lake.log_files(day, day)
-    staging.replace_staging(
-        run_context(day),
-        RecordingResource(wh),
-        lake,
-        STAGING_EVENTS,
-        files,
-        date_filter("source_date", day, day),
-    )
+    _stage_events(wh, lake, day)
 
     stmts = wh.statements
     _assert_real_redshift_sql(stmts)
@@ -179,14 +187,7 @@ def test_a_failing_check_rolls_back_the_copy(lake_bucket):
 
     wh = RecordingRedshift(answer=answers)
     with pytest.raises(AuditFailed) as caught:
-        staging.replace_staging(
-            run_context(day),
-            RecordingResource(wh),
-            lake,
-            STAGING_EVENTS,
-            lake.log_files(day, day),
-            date_filter("source_date", day, day),
-        )
+        _stage_events(wh, lake, day)
     assert str(caught.value).startswith(
         "Check staging_events reconcile_records failed: 1 failing row(s), first: "
     )
@@ -260,14 +261,7 @@ def test_rejected_copy_is_one_readable_error_after_a_rollback(lake_bucket):
     wh = RecordingRedshift(answer=answers, fail=lambda sql: sql.startswith("COPY "))
     day = DAYS[1]
     with pytest.raises(WarehouseError) as caught:
-        staging.replace_staging(
-            run_context(day),
-            RecordingResource(wh, log_jsonpath="s3://elsewhere/log_json_path.json"),
-            lake,
-            STAGING_EVENTS,
-            lake.log_files(day, day),
-            date_filter("source_date", day, day),
-        )
+        _stage_events(wh, lake, day, log_jsonpath="s3://elsewhere/log_json_path.json")
     assert str(caught.value) == (
         "Redshift COPY rejected the data (2 first errors): "
         f"{bad} line 2, column ts: Invalid digit, Value 'x', Pos 0, Type: Long; "
@@ -371,14 +365,7 @@ def test_gzip_days_are_copied_with_gzip_by_name_or_by_magic_bytes(lake_bucket):
     lake = open_lake(f"s3://{lake_bucket}/lake")
     wh = RecordingRedshift(answer=_redshift_over(lake_bucket))
     first, last = DAYS[0], DAYS[-1]
-    staging.replace_staging(
-        run_context(first),
-        RecordingResource(wh),
-        lake,
-        STAGING_EVENTS,
-        lake.log_files(first, last),
-        date_filter("source_date", first, last),
-    )
+    _stage_events(wh, lake, first, last)
     copies = [s for s in wh.statements if s.startswith("COPY ")]
     _assert_real_redshift_sql(copies)
     gzip_by_source = {
