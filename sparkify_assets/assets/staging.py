@@ -14,10 +14,11 @@ staging_events run restates them from a listing of the whole of log_data/.
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -52,7 +53,7 @@ from sparkify_assets.metadata import (
     partition_row_counts,
     report_partition_rows,
 )
-from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
+from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream, vectorized
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.lake import Inventory, Lake, LakeError, LakeFile, LakeResource
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
@@ -80,12 +81,18 @@ def _workers() -> int:
 
 
 @contextmanager
-def _parse_pool(files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | None, int]]:
-    """A process pool when the files are big enough to repay starting one (spawned, not forked:
-    the parent holds a DuckDB connection and its threads)."""
+def _parse_pool(table: Table, files: list[LakeFile]) -> Iterator[tuple[Executor | None, int]]:
+    """A pool when the files are big enough to repay it. Log segments go to threads: pyarrow's
+    reader releases the GIL, so they parse beside the main thread's reads and inserts with no
+    process start-up and no pickling. Song files (the Python path, which holds the GIL) go to
+    spawned processes (not forked: the parent holds a DuckDB connection and its threads)."""
     workers = _workers()
     if workers < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
         yield None, 1
+        return
+    if table is STAGING_EVENTS and vectorized.enabled():
+        with ThreadPoolExecutor(workers, thread_name_prefix="parse") as pool:
+            yield pool, workers
         return
     # Workers die with this process, whatever kills it (worker_lifetime).
     with ProcessPoolExecutor(
@@ -103,7 +110,7 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     files = list(files)
     totals = StreamTotals()
     reads = progress.track(f"staging {table.name}", lake.read_many(files), sum(f.size for f in files))
-    with _parse_pool([f for f in files if f.reject is None]) as (pool, workers):
+    with _parse_pool(table, [f for f in files if f.reject is None]) as (pool, workers):
         for target, rows in parse_stream(table, reads, totals, pool, workers):
             tx.append(target, rows)
     return dict(totals)
@@ -158,14 +165,17 @@ def replace_staging(
     files: list[LakeFile],
     scope: str,
     inventory: Inventory | None = None,
+    days: tuple[date, date] | None = None,
 ) -> MaterializeResult:
     """Replace the rows of `table` (and its rejects and file counts) within `scope` by the
     contents of `files`, in one transaction, retried as a whole if the connection is lost.
     `inventory` (staging_events): the whole of log_data/, whose undated rejects are restated.
+    `days` (first, last): each of the run's partitions gets its own row count, counted in the
+    same transaction (no second connection).
     The table's checks audit it in that transaction: a failing blocking check rolls it all back."""
     wh = warehouse.open()
 
-    def work(tx: Session) -> tuple[dict[str, int], dict, list]:
+    def work(tx: Session) -> tuple[dict[str, int], dict, list, dict[str, int]]:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {table.name} WHERE {scope}")
         for t in (STAGING_REJECTS, STAGING_FILES):
@@ -189,9 +199,12 @@ def replace_staging(
         # (Redshift stages song_data/ as one staging_files row, not one per file counted.)
         totals_audited = totals if table.partition_column else None
         counted = run_scope(context, table_rows=meta["table_rows"], file_totals=totals_audited)
-        return totals, meta, audit(context, tx, table.name, counted)
+        per_day = partition_row_counts(tx, table, *days) if days else {}
+        return totals, meta, audit(context, tx, table.name, counted), per_day
 
-    totals, meta, results = wh.run(work)
+    totals, meta, results, per_day = wh.run(work)
+    if days:
+        report_partition_rows(context, per_day)
     context.log.info(
         f"{table.name}: staged {totals['rows_staged']}, rejected {totals['rows_rejected']}, "
         f"from {totals['files']} files ({wh.describe()})"
@@ -199,95 +212,100 @@ def replace_staging(
     return MaterializeResult(metadata=meta, check_results=results)
 
 
+LoadStep = Callable[[AssetExecutionContext, WarehouseResource, LakeResource], MaterializeResult]
+
+
 def _staging_asset(table: Table, source: str, lake_folder: AssetKey, **kwargs):
-    """A staging table as a one-asset multi_asset: `can_subset` lets its checks run without it."""
-    return multi_asset(
-        name=table.name,
-        specs=[
-            AssetSpec(
-                table.name,
-                description=table.description,
-                group_name="staging",
-                owners=ENGINEERING_OWNERS,
-                tags=layer_tags("staging", source),
-                deps=[lake_folder],
-                kinds=KINDS,
-                metadata=definition_metadata(table),
-            )
-        ],
-        check_specs=check_specs(CHECKS[table.name]),
-        can_subset=True,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=POOL,
-        **kwargs,
-    )
+    """A staging table as a one-asset multi_asset (`can_subset` lets its checks run without it),
+    whose body is the decorated load step, audited before commit (`audit_or_publish`)."""
+
+    def decorate(step: LoadStep):
+        @multi_asset(
+            name=table.name,
+            specs=[
+                AssetSpec(
+                    table.name,
+                    description=table.description,
+                    group_name="staging",
+                    owners=ENGINEERING_OWNERS,
+                    tags=layer_tags("staging", source),
+                    deps=[lake_folder],
+                    kinds=KINDS,
+                    metadata=definition_metadata(table),
+                )
+            ],
+            check_specs=check_specs(CHECKS[table.name]),
+            can_subset=True,
+            backfill_policy=BackfillPolicy.single_run(),
+            pool=POOL,
+            **kwargs,
+        )
+        def _asset(
+            context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+        ) -> Iterator:
+            def load() -> MaterializeResult:
+                with one_line_failure(table.name):
+                    return step(context, warehouse, lake)
+
+            yield from audit_or_publish(context, warehouse, table.name, load)
+
+        return _asset
+
+    return decorate
 
 
 @_staging_asset(STAGING_EVENTS, "log_data", LOG_DATA, partitions_def=DAILY)
 def staging_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
-) -> Iterator:
-    yield from audit_or_publish(
-        context, warehouse, STAGING_EVENTS.name, lambda: _load_events(context, warehouse, lake)
-    )
-
-
-def _load_events(
-    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
-    with one_line_failure("staging_events"):
-        first, last = partition_dates(context)
-        lk = lake.open()
-        # The whole of log_data/, so that every object is accounted for (one listing per 1,000 keys on S3).
-        inventory = lk.inventory("log_data")
-        files = [f for f in inventory.loaded if first <= f.day <= last]
-        if not inventory.loaded:
-            raise LakeError(
-                f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json)"
-                + _not_loaded_hint(inventory)
-            )
-        context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
-        _log_not_loaded(context, "log_data", inventory)
-        result = replace_staging(
-            context, warehouse, lk, STAGING_EVENTS, files, date_filter("source_date", first, last), inventory
+    first, last = partition_dates(context)
+    lk = lake.open()
+    # The whole of log_data/, so that every object is accounted for (one listing per 1,000 keys on S3).
+    inventory = lk.inventory("log_data")
+    files = [f for f in inventory.loaded if first <= f.day <= last]
+    if not inventory.loaded:
+        raise LakeError(
+            f"The lake {lk.url} holds no log files (log_data/YYYY/MM/YYYY-MM-DD-events.json)"
+            + _not_loaded_hint(inventory)
         )
+    context.log.info(f"Staging {len(files)} log files for {first} to {last} from {lk.url}")
+    _log_not_loaded(context, "log_data", inventory)
+    result = replace_staging(
+        context,
+        warehouse,
+        lk,
+        STAGING_EVENTS,
+        files,
+        date_filter("source_date", first, last),
+        inventory,
         # One run may load many days: each day's materialization gets its own row count.
-        with warehouse.open().transaction() as tx:
-            report_partition_rows(context, partition_row_counts(tx, STAGING_EVENTS, first, last))
-        # The file version each day was loaded from: what the log sensor compares the lake with.
-        for key, version in day_versions(files, context.partition_keys).items():
-            context.add_asset_metadata({LAKE_VERSION: version}, partition_key=key)
-        return result
+        days=(first, last),
+    )
+    # The file version each day was loaded from: what the log sensor compares the lake with.
+    for key, version in day_versions(files, context.partition_keys).items():
+        context.add_asset_metadata({LAKE_VERSION: version}, partition_key=key)
+    return result
 
 
 @_staging_asset(STAGING_SONGS, "song_data", SONG_DATA)
 def staging_songs(
     context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
-) -> Iterator:
-    yield from audit_or_publish(
-        context, warehouse, STAGING_SONGS.name, lambda: _load_songs(context, warehouse, lake)
-    )
-
-
-def _load_songs(
-    context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
 ) -> MaterializeResult:
-    with one_line_failure("staging_songs"):
-        lk = lake.open()
-        inventory = lk.inventory("song_data")
-        if not inventory.loaded:
-            lk.check()
-            raise LakeError(
-                f"The lake {lk.url} holds no song files (song_data/**/*.json)" + _not_loaded_hint(inventory)
-            )
-        _log_not_loaded(context, "song_data", inventory)
-        # Rejected objects are staged as whole-file rejects, with a staging_files row like any file.
-        files = sorted(inventory.loaded + inventory.rejected, key=lambda f: f.key)
-        if warehouse.open().dialect == "redshift":
-            # One COPY reads song_data/ whole (redshift.copy_songs): no per-file restaging there.
-            context.log.info(f"Staging {len(files)} song files from {lk.url}")
-            return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE", inventory)
-        return restage_changed_songs(context, warehouse, lk, files, inventory)
+    lk = lake.open()
+    inventory = lk.inventory("song_data")
+    if not inventory.loaded:
+        lk.check()
+        raise LakeError(
+            f"The lake {lk.url} holds no song files (song_data/**/*.json)" + _not_loaded_hint(inventory)
+        )
+    _log_not_loaded(context, "song_data", inventory)
+    # Rejected objects are staged as whole-file rejects, with a staging_files row like any file.
+    files = sorted(inventory.loaded + inventory.rejected, key=lambda f: f.key)
+    if warehouse.open().dialect == "redshift":
+        # One COPY reads song_data/ whole (redshift.copy_songs): no per-file restaging there.
+        context.log.info(f"Staging {len(files)} song files from {lk.url}")
+        return replace_staging(context, warehouse, lk, STAGING_SONGS, files, "TRUE", inventory)
+    return restage_changed_songs(context, warehouse, lk, files, inventory)
 
 
 def _not_loaded_hint(inventory: Inventory) -> str:
@@ -356,6 +374,28 @@ def song_changes(tx: Session, files: list[LakeFile]) -> SongChanges:
     return SongChanges(added, changed, removed, unchanged, full)
 
 
+def _drop_stale_songs(tx: Session, changes: SongChanges, files: list[LakeFile]) -> list[LakeFile]:
+    """Delete the rows, rejects and file rows the restage replaces (all of them for a full
+    restage, else those of removed or changed files); return the files to parse."""
+    table = STAGING_SONGS
+    if changes.full:
+        tx.execute(f"DELETE FROM {table.name}")
+        for t in (STAGING_REJECTS, STAGING_FILES):
+            tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{table.name}'")
+        return files
+    stale = changes.stale_keys
+    for i in range(0, len(stale), DELETE_CHUNK):
+        chunk = stale[i : i + DELETE_CHUNK]
+        keys = ", ".join("?" for _ in chunk)
+        tx.execute(f"DELETE FROM {table.name} WHERE source_key IN ({keys})", chunk)
+        for t in (STAGING_REJECTS, STAGING_FILES):
+            tx.execute(
+                f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_key IN ({keys})",
+                chunk,
+            )
+    return changes.to_stage
+
+
 def restage_changed_songs(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -373,24 +413,7 @@ def restage_changed_songs(
     def work(tx: Session) -> tuple[SongChanges, dict[str, int], dict, list]:
         tx.ensure(*ALL_TABLES)
         changes = song_changes(tx, files)
-        targets = (table, STAGING_REJECTS, STAGING_FILES)
-        if changes.full:
-            tx.execute(f"DELETE FROM {table.name}")
-            for t in targets[1:]:
-                tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{table.name}'")
-            stage = files
-        else:
-            stale = changes.stale_keys
-            for i in range(0, len(stale), DELETE_CHUNK):
-                chunk = stale[i : i + DELETE_CHUNK]
-                keys = ", ".join("?" for _ in chunk)
-                tx.execute(f"DELETE FROM {table.name} WHERE source_key IN ({keys})", chunk)
-                for t in targets[1:]:
-                    tx.execute(
-                        f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_key IN ({keys})",
-                        chunk,
-                    )
-            stage = changes.to_stage
+        stage = _drop_stale_songs(tx, changes, files)
         totals = stage_files(tx, lk, table, stage) if stage else dict(StreamTotals())
         meta = _load_metadata(tx, table, totals, "TRUE", inventory)
         # The asset's row count is the whole table; rows_staged is what this run parsed.

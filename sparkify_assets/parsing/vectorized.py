@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 # Segments shorter than this go to the Python fast path: the reader's per-call cost would exceed
@@ -50,11 +51,16 @@ def _provable_shape(data: bytes) -> int | None:
     body = data[:-1] if data.endswith(b"\n") else data
     if not body.startswith(b"{") or not body.endswith(b"}"):
         return None
-    parts = body.split(b"\n")
+    # The lines' lengths by Arrow's split (C++, no bytes object per line): the whole body as one
+    # binary value over the same memory, split at newlines.
+    whole = pa.Array.from_buffers(
+        pa.large_binary(), 1, [None, pa.array([0, len(body)], pa.int64()).buffers()[1], pa.py_buffer(body)]
+    )
+    lengths = pc.binary_length(pc.list_flatten(pc.split_pattern(whole, b"\n")))
     # Each newline sits between a '}' and a '{': no blank, whitespace-only or CRLF line.
-    if body.count(b"}\n{") != len(parts) - 1 or max(map(len, parts)) > LINE_LIMIT:
+    if body.count(b"}\n{") != len(lengths) - 1 or pc.max(lengths).as_py() > LINE_LIMIT:
         return None
-    return len(parts)
+    return len(lengths)
 
 
 def read_segment(data: bytes, schema: pa.Schema) -> list[pa.Array] | None:

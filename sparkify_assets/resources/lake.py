@@ -237,6 +237,8 @@ def _one_per_day(files: list[LakeFile]) -> tuple[list[LakeFile], list[LakeFile]]
 def _safe_name(name: str) -> tuple[str, bool]:
     """A file name as a key any warehouse can store, and whether it was valid UTF-8. A local file
     name of undecodable bytes arrives with surrogate escapes (PEP 383): keep them as \\xNN text."""
+    if name.isascii():  # almost every name: no encoding to try
+        return name, True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -276,6 +278,44 @@ def _sorts_before(folder: str, key: str) -> bool:
     return folder < key and not key.startswith(folder)
 
 
+def _add_entry(entry: os.DirEntry, rel: str, start_after: str | None, out: list, folders: list) -> None:
+    """One scandir entry of `rel`: a LakeFile appended to `out` (a reject or an ignored folder
+    when it is no loadable file), or a folder to enter appended to `folders`."""
+    name, valid = _safe_name(entry.name)
+    key = f"{rel}/{name}"
+    is_link = False
+    try:
+        is_link = entry.is_symlink()
+        is_dir = entry.is_dir()
+    except OSError as exc:
+        out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
+        return
+    if is_dir:
+        # Skip folders whose every key sorts before start_after (e.g. earlier
+        # months), so a listing since a recent day reads only the recent folders.
+        if start_after and _sorts_before(key + "/", start_after):
+            return
+        if name.startswith("."):
+            out.append(LakeFile(key + "/", 0, ""))  # hidden: ignored, not entered
+        elif is_link:
+            out.append(LakeFile(key + "/", 0, "", reject="symbolic link to a folder (not followed)"))
+        elif not valid:
+            out.append(LakeFile(key + "/", 0, "", reject="folder name is not valid UTF-8"))
+        else:
+            folders.append((entry.path, key))
+        return
+    if start_after and key <= start_after:
+        return
+    try:
+        st = entry.stat()
+    except OSError as exc:
+        out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
+        return
+    reject = _not_regular(st.st_mode) or (None if valid else "file name is not valid UTF-8")
+    version = "" if reject else f"{st.st_mtime_ns}-{st.st_size}"
+    out.append(LakeFile(key, st.st_size, version, reject=reject))
+
+
 class LocalLake(Lake):
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -311,41 +351,7 @@ class LocalLake(Lake):
                 out.append(LakeFile(f"{rel}/", 0, "", reject=reason))
                 continue
             for entry in entries:
-                name, valid = _safe_name(entry.name)
-                key = f"{rel}/{name}"
-                is_link = False
-                try:
-                    is_link = entry.is_symlink()
-                    is_dir = entry.is_dir()
-                except OSError as exc:
-                    out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
-                    continue
-                if is_dir:
-                    # Skip folders whose every key sorts before start_after (e.g. earlier
-                    # months), so a listing since a recent day reads only the recent folders.
-                    if start_after and _sorts_before(key + "/", start_after):
-                        continue
-                    if name.startswith("."):
-                        out.append(LakeFile(key + "/", 0, ""))  # hidden: ignored, not entered
-                    elif is_link:
-                        out.append(
-                            LakeFile(key + "/", 0, "", reject="symbolic link to a folder (not followed)")
-                        )
-                    elif not valid:
-                        out.append(LakeFile(key + "/", 0, "", reject="folder name is not valid UTF-8"))
-                    else:
-                        folders.append((entry.path, key))
-                    continue
-                if start_after and key <= start_after:
-                    continue
-                try:
-                    st = entry.stat()
-                except OSError as exc:
-                    out.append(LakeFile(key, 0, "", reject=_os_problem(exc, is_link)))
-                    continue
-                reject = _not_regular(st.st_mode) or (None if valid else "file name is not valid UTF-8")
-                version = "" if reject else f"{st.st_mtime_ns}-{st.st_size}"
-                out.append(LakeFile(key, st.st_size, version, reject=reject))
+                _add_entry(entry, rel, start_after, out, folders)
         return out
 
     def read(self, key: str) -> bytes:
