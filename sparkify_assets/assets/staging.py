@@ -23,21 +23,16 @@ from datetime import date
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 
 from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
+from sparkify_assets.assets.table_asset import table_asset
 from sparkify_assets.checks import (
-    CHECKS,
-    POOL,
     audit,
     audit_or_publish,
-    check_specs,
     run_scope,
     whole_file_rejects_sql,
 )
@@ -45,8 +40,6 @@ from sparkify_assets.env_settings import parse_workers
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lake_versions import LAKE_VERSION, day_versions
 from sparkify_assets.metadata import (
-    ENGINEERING_OWNERS,
-    definition_metadata,
     layer_tags,
     markdown_table,
     materialization_metadata,
@@ -216,28 +209,16 @@ LoadStep = Callable[[AssetExecutionContext, WarehouseResource, LakeResource], Ma
 
 
 def _staging_asset(table: Table, source: str, lake_folder: AssetKey, **kwargs):
-    """A staging table as a one-asset multi_asset (`can_subset` lets its checks run without it),
-    whose body is the decorated load step, audited before commit (`audit_or_publish`)."""
+    """A staging table's asset (`table_asset`) whose body is the decorated load step, audited
+    before commit (`audit_or_publish`)."""
 
     def decorate(step: LoadStep):
-        @multi_asset(
-            name=table.name,
-            specs=[
-                AssetSpec(
-                    table.name,
-                    description=table.description,
-                    group_name="staging",
-                    owners=ENGINEERING_OWNERS,
-                    tags=layer_tags("staging", source),
-                    deps=[lake_folder],
-                    kinds=KINDS,
-                    metadata=definition_metadata(table),
-                )
-            ],
-            check_specs=check_specs(CHECKS[table.name]),
-            can_subset=True,
-            backfill_policy=BackfillPolicy.single_run(),
-            pool=POOL,
+        @table_asset(
+            table,
+            group="staging",
+            tags=layer_tags("staging", source),
+            deps=[lake_folder],
+            kinds=KINDS,
             **kwargs,
         )
         def _asset(

@@ -13,26 +13,19 @@ from dagster import (
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
-    AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 
+from sparkify_assets.assets.table_asset import table_asset
 from sparkify_assets.checks import (
-    CHECKS,
-    POOL,
     Scope,
     audit,
     audit_or_publish,
-    check_specs,
     run_scope,
 )
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.metadata import (
-    ENGINEERING_OWNERS,
-    definition_metadata,
     layer_tags,
     materialization_metadata,
     partition_row_counts,
@@ -126,24 +119,13 @@ def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = Non
     """A star table as a one-asset multi_asset: `can_subset` lets its checks run without it."""
 
     def decorate(step: Step):
-        @multi_asset(
-            name=table.name,
-            specs=[
-                AssetSpec(
-                    table.name,
-                    description=table.description,
-                    group_name="star",
-                    owners=ENGINEERING_OWNERS,
-                    tags=layer_tags("star", "sql"),
-                    kinds=KINDS,
-                    deps=[AssetDep(d) for d in deps],
-                    metadata={**definition_metadata(table), **(extra_metadata or {})},
-                )
-            ],
-            check_specs=check_specs(CHECKS[table.name]),
-            can_subset=True,
-            backfill_policy=BackfillPolicy.single_run(),
-            pool=POOL,
+        @table_asset(
+            table,
+            group="star",
+            tags=layer_tags("star", "sql"),
+            deps=[AssetDep(d) for d in deps],
+            kinds=KINDS,
+            metadata=extra_metadata,
             **kwargs,
         )
         def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
