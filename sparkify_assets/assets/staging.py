@@ -15,7 +15,7 @@ staging_events run restates them from a listing of the whole of log_data/.
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -46,7 +46,7 @@ from sparkify_assets.metadata import (
     partition_row_counts,
     report_partition_rows,
 )
-from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream, vectorized
+from sparkify_assets.parsing import PARALLEL_MIN_BYTES, StreamTotals, parse_stream
 from sparkify_assets.partitions import DAILY, date_filter, partition_dates
 from sparkify_assets.resources.lake import Inventory, Lake, LakeError, LakeFile, LakeResource
 from sparkify_assets.resources.warehouse import Session, WarehouseResource
@@ -74,18 +74,12 @@ def _workers() -> int:
 
 
 @contextmanager
-def _parse_pool(table: Table, files: list[LakeFile]) -> Iterator[tuple[Executor | None, int]]:
-    """A pool when the files are big enough to repay it. Log segments go to threads: pyarrow's
-    reader releases the GIL, so they parse beside the main thread's reads and inserts with no
-    process start-up and no pickling. Song files (the Python path, which holds the GIL) go to
-    spawned processes (not forked: the parent holds a DuckDB connection and its threads)."""
+def _parse_pool(files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | None, int]]:
+    """A process pool when the files are big enough to repay starting one (spawned, not forked:
+    the parent holds a DuckDB connection and its threads)."""
     workers = _workers()
     if workers < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
         yield None, 1
-        return
-    if table is STAGING_EVENTS and vectorized.enabled():
-        with ThreadPoolExecutor(workers, thread_name_prefix="parse") as pool:
-            yield pool, workers
         return
     # Workers die with this process, whatever kills it (worker_lifetime).
     with ProcessPoolExecutor(
@@ -103,7 +97,7 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     files = list(files)
     totals = StreamTotals()
     reads = progress.track(f"staging {table.name}", lake.read_many(files), sum(f.size for f in files))
-    with _parse_pool(table, [f for f in files if f.reject is None]) as (pool, workers):
+    with _parse_pool([f for f in files if f.reject is None]) as (pool, workers):
         for target, rows in parse_stream(table, reads, totals, pool, workers):
             tx.append(target, rows)
     return dict(totals)
