@@ -74,11 +74,13 @@ def _workers() -> int:
 
 
 @contextmanager
-def _parse_pool(files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | None, int]]:
-    """A process pool when the files are big enough to repay starting one (spawned, not forked:
-    the parent holds a DuckDB connection and its threads)."""
+def _parse_pool(table: Table, files: list[LakeFile]) -> Iterator[tuple[ProcessPoolExecutor | None, int]]:
+    """A process pool when the log files are big enough to repay starting one (spawned, not
+    forked: the parent holds a DuckDB connection and its threads). Never for song files: pickling
+    thousands of tiny files to a worker and their rows back costs more than parsing them here
+    (300k files: 77 s wall with two workers, 11 s without; benchmarks/README.md)."""
     workers = _workers()
-    if workers < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+    if workers < 2 or table is not STAGING_EVENTS or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
         yield None, 1
         return
     # Workers die with this process, whatever kills it (worker_lifetime).
@@ -97,7 +99,7 @@ def stage_files(tx: Session, lake: Lake, table: Table, files: Iterable[LakeFile]
     files = list(files)
     totals = StreamTotals()
     reads = progress.track(f"staging {table.name}", lake.read_many(files), sum(f.size for f in files))
-    with _parse_pool([f for f in files if f.reject is None]) as (pool, workers):
+    with _parse_pool(table, [f for f in files if f.reject is None]) as (pool, workers):
         for target, rows in parse_stream(table, reads, totals, pool, workers):
             tx.append(target, rows)
     return dict(totals)
