@@ -146,6 +146,17 @@ def _load_metadata(
     return meta
 
 
+def _restate_undated(tx: Session, dialect: str, lk: Lake, table: Table, inventory: Inventory) -> None:
+    """The whole-file rejects that belong to no day (objects under log_data/ that are no day's
+    file), replaced by those of the current listing."""
+    for t in (STAGING_REJECTS, STAGING_FILES):
+        tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_date IS NULL")
+    if inventory.rejected and dialect == "redshift":
+        redshift.insert_whole_file_rejects(tx, table, inventory.rejected)
+    elif inventory.rejected:
+        stage_files(tx, lk, table, inventory.rejected)
+
+
 def replace_staging(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -175,14 +186,7 @@ def replace_staging(
         else:
             totals = stage_files(tx, lk, table, files)
         if inventory is not None and table.partition_column:
-            for t in (STAGING_REJECTS, STAGING_FILES):
-                tx.execute(
-                    f"DELETE FROM {t.name} WHERE target_table = '{table.name}' AND source_date IS NULL"
-                )
-            if inventory.rejected and wh.dialect == "redshift":
-                redshift.insert_whole_file_rejects(tx, table, inventory.rejected)
-            elif inventory.rejected:
-                stage_files(tx, lk, table, inventory.rejected)
+            _restate_undated(tx, wh.dialect, lk, table, inventory)
         meta = _load_metadata(tx, table, totals, scope, inventory)
         # A day's files are the files the audit of those days covers: their counts need no query.
         # (Redshift stages song_data/ as one staging_files row, not one per file counted.)
