@@ -286,7 +286,8 @@ def test_ties_without_line_numbers_fall_back_to_the_values(request, tmp_path, ba
         assert [(r[0], r[1]) for r in song] == [("SOBBB01", "B one")], order
         conversions = wh.query(
             f"SELECT user_id, last_name, CAST(last_free_at AS TEXT), CAST(converted_at AS TEXT) "
-            f"FROM ({render(FREE_TO_PAID.transform_sql(), wh.dialect)}) c ORDER BY user_id"
+            f"FROM ({render(FREE_TO_PAID.transform_sql(), wh.dialect)}) c ORDER BY user_id",
+            [None],  # the bound: every conversion
         )
         assert conversions == [
             ("7", "Lovelace", "2018-11-03 20:00:00", "2018-11-04 10:15:30.5"),

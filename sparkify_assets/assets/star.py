@@ -46,16 +46,24 @@ def insert_sql(table: Table, select: str) -> str:
 
 
 def rebuild(
-    warehouse: WarehouseResource, table: Table, ensure: tuple[Table, ...], report: Callable[[Session], T]
+    warehouse: WarehouseResource,
+    table: Table,
+    ensure: tuple[Table, ...],
+    report: Callable[[Session], T],
+    fill: Callable[[Session], None] | None = None,
 ) -> T:
     """Replace every row of `table` with its SQL's result in one transaction, and return what
     `report` reads (metadata, the audit's results) in that transaction, before it commits: the
-    body of every table rebuilt whole (the catalog dimensions, users, the analytics answers)."""
+    body of every table rebuilt whole (the catalog dimensions, users, the analytics answers).
+    `fill`, when given, writes the rows instead (an answer refreshed by what changed)."""
 
     def work(tx: Session) -> T:
         tx.ensure(*ensure)
-        tx.execute(f"DELETE FROM {table.name}")
-        tx.sql(insert_sql(table, table.transform_sql()))
+        if fill is not None:
+            fill(tx)
+        else:
+            tx.execute(f"DELETE FROM {table.name}")
+            tx.sql(insert_sql(table, table.transform_sql()))
         return report(tx)
 
     return warehouse.open().run(work)

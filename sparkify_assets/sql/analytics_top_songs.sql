@@ -3,16 +3,38 @@
 -- sample only 1 play of 6,820 matches the catalog, so ranking catalog songs would say nothing.
 -- Ties: more distinct listeners first, then title, then artist name in the warehouse's string
 -- order (byte order on DuckDB, Redshift and PostgreSQL databases with the C collation).
+-- Distinct listeners are counted only for the contenders, the songs with at least the
+-- 10th-highest play count (any other has ten songs ahead of it), as for analytics_top_artists:
+-- counting them for every song was most of a daily run's time (benchmarks/README.md). A NULL
+-- title or artist is a value of its own, as in GROUP BY.
+WITH song_plays AS (
+    SELECT song, artist, COUNT(*) AS plays
+    FROM staging_events
+    WHERE page = 'NextSong'
+    GROUP BY song, artist
+),
+cutoff AS (
+    SELECT MIN(plays) AS plays
+    FROM (SELECT plays, ROW_NUMBER() OVER (ORDER BY plays DESC) AS place FROM song_plays) ordered
+    WHERE place <= 10
+),
+contenders AS (
+    SELECT s.song, s.artist, s.plays FROM song_plays s JOIN cutoff c ON s.plays >= c.plays
+),
+per_song AS (
+    SELECT k.song AS title, k.artist AS artist_name, k.plays, COUNT(DISTINCT e.user_id) AS listeners
+    FROM contenders k
+    JOIN staging_events e
+        ON e.page = 'NextSong'
+        AND COALESCE(e.song, '') = COALESCE(k.song, '') AND (e.song IS NULL) = (k.song IS NULL)
+        AND COALESCE(e.artist, '') = COALESCE(k.artist, '') AND (e.artist IS NULL) = (k.artist IS NULL)
+    GROUP BY k.song, k.artist, k.plays
+)
 SELECT song_rank, title, artist_name, plays, listeners
 FROM (
     SELECT
         CAST(ROW_NUMBER() OVER (ORDER BY plays DESC, listeners DESC, title, artist_name) AS INTEGER) AS song_rank,
         title, artist_name, plays, listeners
-    FROM (
-        SELECT song AS title, artist AS artist_name, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS listeners
-        FROM staging_events
-        WHERE page = 'NextSong'
-        GROUP BY song, artist
-    ) per_song
+    FROM per_song
 ) ranked
 WHERE song_rank <= 10
