@@ -14,7 +14,7 @@ from sparkify_assets import config
 from sparkify_assets.assets.analytics import ANALYTICS_ASSETS
 from sparkify_assets.assets.lake import LAKE_ASSETS
 from sparkify_assets.assets.staging import staging_events, staging_songs
-from sparkify_assets.assets.star import artists, songplays, songs, time, users
+from sparkify_assets.assets.star import artists, songplays, songs, time_dimension, users
 from sparkify_assets.checks import build_checks
 from sparkify_assets.freshness import lateness_sensor, log_on_time
 from sparkify_assets.infra.jobs import INFRA_JOBS, INFRA_RESOURCES
@@ -24,7 +24,7 @@ from sparkify_assets.resources.warehouse import WarehouseResource
 from sparkify_assets.sensors import LAKE_UPDATES_SELECTION, SENSOR_JOBS, SENSORS
 from sparkify_assets.storage import label_assets
 
-CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time]
+CORE_ASSETS = [staging_events, staging_songs, songplays, users, songs, artists, time_dimension]
 DAILY_ASSETS = {"staging_events", "songplays"}
 LOAD_JOB = "load_warehouse"
 AUDIT_JOB = "audit_warehouse"

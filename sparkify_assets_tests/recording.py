@@ -199,7 +199,7 @@ def emitted_redshift_statements() -> list[str]:
     from sparkify_assets import checks, cli, query
     from sparkify_assets.assets import staging
     from sparkify_assets.assets.analytics import ANALYTICS_ASSETS, analysis_names
-    from sparkify_assets.assets.star import artists, songplays, songs, time, users
+    from sparkify_assets.assets.star import artists, songplays, songs, time_dimension, users
     from sparkify_assets.partitions import date_filter
     from sparkify_assets.tables import STAGING_EVENTS, STAGING_SONGS
 
@@ -214,13 +214,13 @@ def emitted_redshift_statements() -> list[str]:
     ctx = run_context()
     staging.replace_staging(ctx, resource, lake, STAGING_EVENTS, [log], date_filter("source_date", day, day))
     staging.replace_staging(ctx, resource, lake, STAGING_SONGS, songs_files, "TRUE")
-    for asset in (songplays, users, songs, artists, time, *ANALYTICS_ASSETS):
+    for asset in (songplays, users, songs, artists, time_dimension, *ANALYTICS_ASSETS):
         list(asset.op.compute_fn.decorated_fn(ctx, resource))
     # The checks alone (e.g. `dagster asset check`): each asset's step, asked only for its checks.
     alone = run_context(checks_only=True)
     for asset in (staging.staging_events, staging.staging_songs):
         list(asset.op.compute_fn.decorated_fn(alone, resource, None))
-    for asset in (songplays, users, songs, artists, time, *ANALYTICS_ASSETS):
+    for asset in (songplays, users, songs, artists, time_dimension, *ANALYTICS_ASSETS):
         list(asset.op.compute_fn.decorated_fn(alone, resource))
     # The checks defined apart (the lake inventories) also list a lake: the shipped sample.
     for check in checks.build_checks():

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
@@ -72,7 +72,7 @@ def sample_lines(day: int) -> list[dict]:
 
 # One edit of a day's file: (kind, which line, an amount).
 edits = st.tuples(
-    st.sampled_from(["drop", "flip_level", "move", "rename_user"]),
+    st.sampled_from(["drop", "flip_level", "move", "rename_user", "tie", "tie_across", "echo"]),
     st.integers(min_value=0, max_value=10_000),
     st.integers(min_value=-30, max_value=30),
 )
@@ -86,13 +86,31 @@ operations = st.one_of(
 def edited(day: int, changes: list[tuple[str, int, int]]) -> bytes:
     """The sample's file for `day` with the edits applied (an empty list: the file as shipped).
     A moved event keeps its file but its ts shifts by whole hours, so it may fall on another day,
-    even the day of another file: time and the per-day answers must follow it."""
+    even the day of another file: time and the per-day answers must follow it. A tie adds a copy
+    of an event (of this file, or `tie_across` of another day's) at the same ts and user with the
+    other level, as a page view, before or after it: a conversion (or not) that only the
+    tie-breaks order. An echo
+    replays a song by another user, so play counts and listeners tie in the top 10s."""
     lines = sample_lines(day)
     for kind, at, amount in changes:
         i = at % len(lines)
         line = dict(lines[i])
         if kind == "drop" and len(lines) > 1:
             del lines[i]
+            continue
+        if kind in ("tie", "tie_across"):
+            source = sample_lines(DAYS[amount % len(DAYS)]) if kind == "tie_across" else lines
+            copy = dict(source[at % len(source)])
+            copy["level"] = "paid" if copy.get("level") == "free" else "free"
+            # Not a play: a second play of one identity is a duplicate songplay_id (blocking).
+            copy.update(page="Home", song=None, artist=None, length=None)
+            lines.insert(i + (amount > 0), copy)
+            continue
+        if kind == "echo":
+            other = lines[(i + amount) % len(lines)].get("userId") or "echo"
+            # Another item of the session keeps the play's identity (songplay_id) its own.
+            copy = dict(line, userId=other, itemInSession=line.get("itemInSession", 0) + 10_000)
+            lines.insert(i + 1, copy)
             continue
         if kind == "flip_level":
             line["level"] = "paid" if line.get("level") == "free" else "free"
@@ -191,8 +209,24 @@ PROFILE = settings(
 )
 
 
+# Always tried besides the drawn ones: a day backfilled before the loaded ones with a tie across
+# files (same user and ts, the other level), then a loaded day replaced by fewer rows, one moved a
+# day earlier; echoed plays (top-10 ties) and a tie in a day put, then a loaded day deleted.
+BACKFILL_AND_EARLIER = [
+    ("put", 3, [("tie_across", 7, 1), ("flip_level", 40, 0)]),
+    ("put", 4, [("move", 5, -30), ("drop", 9, 0), ("tie", 11, -1)]),
+]
+TIES_AND_DELETE = [
+    ("put", 1, [("echo", 3, 2), ("echo", 8, 5), ("tie", 20, 4)]),
+    ("put", 2, [("tie_across", 100, 3), ("drop", 0, 0)]),
+    ("delete", 4, []),
+]
+
+
 @settings(PROFILE, max_examples=6)
 @given(ops=st.lists(operations, min_size=1, max_size=4))
+@example(ops=BACKFILL_AND_EARLIER)
+@example(ops=TIES_AND_DELETE)
 def test_daily_runs_equal_a_clean_load_duckdb(tmp_path_factory, ops):
     root = tmp_path_factory.mktemp("daily")
     check_sequence(f"duckdb://{root / 'warehouse.duckdb'}", root / "lake", ops)

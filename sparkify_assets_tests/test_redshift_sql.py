@@ -12,6 +12,7 @@ import sqlglot
 from sqlglot import exp
 
 from sparkify_assets import redshift
+from sparkify_assets.assets import conversions
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.resources.warehouse import WarehouseError
 from sparkify_assets.tables import ALL_TABLES
@@ -96,7 +97,7 @@ def test_every_distkey_and_sortkey_is_a_column_of_its_table():
         if isinstance(p, exp.Create)
     ]
     names = {c.this.this.name for c in creates}
-    expected = {t.name for t in (*ALL_TABLES, *ANALYTICS_TABLES)} | {
+    expected = {t.name for t in (*ALL_TABLES, *ANALYTICS_TABLES, conversions.SOURCES)} | {
         "staging_events_load",
         "staging_songs_load",
     }

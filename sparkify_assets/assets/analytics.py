@@ -7,7 +7,7 @@ shows the result in the UI as a Markdown table, with a chart where a picture rea
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dagster import (
@@ -17,19 +17,16 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 
 from sparkify_assets.assets import conversions, star
 from sparkify_assets.charts import bar_chart_svg, markdown_image
-from sparkify_assets.checks import Check, audit, audit_or_publish, run_scope
-from sparkify_assets.failures import one_line_failure
+from sparkify_assets.checks import Check, audit, run_scope
 from sparkify_assets.lineage import column_lineage
 from sparkify_assets.metadata import ANALYTICS_OWNERS, definition_metadata, live_column_schema, markdown_table
-from sparkify_assets.resources.warehouse import POOL, Session, WarehouseResource
+from sparkify_assets.resources.warehouse import Session, WarehouseResource
 from sparkify_assets.tables import Column, Table
 
 GROUP = "analytics"
@@ -437,41 +434,27 @@ class AnalyticsCheck:
 
 def _build_asset(analysis: Analysis) -> AssetsDefinition:
     table = analysis.table
-
-    @multi_asset(
-        name=table.name,
-        specs=[
-            AssetSpec(
-                table.name,
-                description=table.description,
-                group_name=GROUP,
-                kinds=KINDS,
-                owners=ANALYTICS_OWNERS,
-                tags={"layer": "analytics", "topic": analysis.topic},
-                deps=list(analysis.deps),
-                metadata={
-                    **definition_metadata(table),
-                    "question": analysis.question,
-                    "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
-                },
-            )
-        ],
-        check_specs=[c.spec for c in CHECKS[table.name]],
-        can_subset=True,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=POOL,
+    spec = AssetSpec(
+        table.name,
+        description=table.description,
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=ANALYTICS_OWNERS,
+        tags={"layer": "analytics", "topic": analysis.topic},
+        deps=list(analysis.deps),
+        metadata={
+            **definition_metadata(table),
+            "question": analysis.question,
+            "sql": MetadataValue.md(f"```sql\n{table.transform_sql().strip()}\n```"),
+        },
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
-        with one_line_failure(table.name):
-            yield from audit_or_publish(
-                context,
-                warehouse,
-                table.name,
-                lambda: rebuild_audited(context, warehouse, analysis),
-                [c.bind(None) for c in CHECKS[table.name]],
-            )
-
-    return _asset
+    checks = CHECKS[table.name]
+    return star.audited_asset(
+        spec,
+        [c.spec for c in checks],
+        lambda context, warehouse: rebuild_audited(context, warehouse, analysis),
+        [c.bind(None) for c in checks],
+    )
 
 
 def _reconcile_check(

@@ -78,7 +78,9 @@ def _record(tx: Session, keys: Sequence[str] | None) -> None:
 def changed_bound(tx: Session, days: tuple[date, date] | None) -> tuple[list[str], int | None]:
     """The files changed since the answer's last build, and the least ts they held then or hold
     now (None when none of them holds an event)."""
-    recorded = {r[0]: r[1:] for r in tx.query(f"SELECT {', '.join(SOURCES.column_names)} FROM {SOURCES.name}")}
+    recorded = {
+        r[0]: r[1:] for r in tx.query(f"SELECT {', '.join(SOURCES.column_names)} FROM {SOURCES.name}")
+    }
     staged = {r[0]: r[1:] for r in tx.query(_STAGED)}
 
     def changed(key: str) -> bool:

@@ -11,17 +11,23 @@ from typing import TypeVar
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
 )
 
-from sparkify_assets.assets.table_asset import table_asset
+from sparkify_assets.assets.table_asset import single_asset, table_spec
 from sparkify_assets.checks import (
+    CHECKS,
+    Check,
     Scope,
     audit,
     audit_or_publish,
+    check_specs,
     run_scope,
 )
 from sparkify_assets.failures import one_line_failure
@@ -123,26 +129,32 @@ def refresh_time(context: AssetExecutionContext, warehouse: WarehouseResource) -
 Step = Callable[[AssetExecutionContext, WarehouseResource], MaterializeResult]
 
 
+def audited_asset(
+    spec: AssetSpec, checks: list[AssetCheckSpec], step: Step, alone: list[Check] | None = None, **kwargs
+) -> AssetsDefinition:
+    """One warehouse table as a one-asset multi_asset whose step audits before it commits; with
+    `can_subset` its checks run without it (on `alone`, else the table's declared checks)."""
+    name = spec.key.to_user_string()
+
+    @single_asset(spec, checks, **kwargs)
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
+        with one_line_failure(name):
+            yield from audit_or_publish(context, warehouse, name, lambda: step(context, warehouse), alone)
+
+    return _asset
+
+
 def _star_asset(table: Table, deps: list[str], extra_metadata: dict | None = None, **kwargs):
-    """A star table as a one-asset multi_asset: `can_subset` lets its checks run without it."""
-
-    def decorate(step: Step):
-        @table_asset(
-            table,
-            group="star",
-            tags=layer_tags("star", "sql"),
-            deps=[AssetDep(d) for d in deps],
-            kinds=KINDS,
-            metadata=extra_metadata,
-            **kwargs,
-        )
-        def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
-            with one_line_failure(table.name):
-                yield from audit_or_publish(context, warehouse, table.name, lambda: step(context, warehouse))
-
-        return _asset
-
-    return decorate
+    """A star table's asset (`audited_asset`), from its declaration."""
+    spec = table_spec(
+        table,
+        group="star",
+        tags=layer_tags("star", "sql"),
+        deps=[AssetDep(d) for d in deps],
+        kinds=KINDS,
+        metadata=extra_metadata,
+    )
+    return lambda step: audited_asset(spec, check_specs(CHECKS[table.name]), step, **kwargs)
 
 
 # The fact waits for the dimensions it references, so its reference checks, run in its step,
@@ -202,6 +214,7 @@ def artists(context: AssetExecutionContext, warehouse: WarehouseResource) -> Mat
     return rebuild_dimension(context, warehouse, ARTISTS)
 
 
+# Not named `time`, which would shadow the standard library module; the asset key is `time`.
 @_star_asset(TIME, ["songplays"])
-def time(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def time_dimension(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     return refresh_time(context, warehouse)

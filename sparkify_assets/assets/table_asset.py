@@ -1,10 +1,47 @@
-"""The multi_asset of one warehouse table built by the project's own steps (staging, star)."""
+"""The multi_asset of one warehouse table built by the project's own steps (staging, star,
+analytics): its spec from the table's declaration, and the one-asset multi_asset around it."""
 
-from dagster import AssetDep, AssetKey, AssetSpec, BackfillPolicy, multi_asset
+from dagster import AssetCheckSpec, AssetDep, AssetKey, AssetSpec, BackfillPolicy, multi_asset
 
 from sparkify_assets.checks import CHECKS, POOL, check_specs
 from sparkify_assets.metadata import ENGINEERING_OWNERS, definition_metadata
 from sparkify_assets.tables import Table
+
+
+def table_spec(
+    table: Table,
+    *,
+    group: str,
+    tags: dict[str, str],
+    deps: list[AssetKey | AssetDep],
+    kinds: set[str],
+    metadata: dict | None = None,
+) -> AssetSpec:
+    """The asset spec of `table`: its description and definition metadata from the declaration."""
+    return AssetSpec(
+        table.name,
+        description=table.description,
+        group_name=group,
+        owners=ENGINEERING_OWNERS,
+        tags=tags,
+        deps=deps,
+        kinds=kinds,
+        metadata={**definition_metadata(table), **(metadata or {})},
+    )
+
+
+def single_asset(spec: AssetSpec, checks: list[AssetCheckSpec], **kwargs):
+    """A one-asset multi_asset with its checks (`can_subset` lets the checks run without it), one
+    run per backfill, in the warehouse's pool."""
+    return multi_asset(
+        name=spec.key.to_user_string(),
+        specs=[spec],
+        check_specs=checks,
+        can_subset=True,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=POOL,
+        **kwargs,
+    )
 
 
 def table_asset(
@@ -17,25 +54,6 @@ def table_asset(
     metadata: dict | None = None,
     **kwargs,
 ):
-    """A one-asset multi_asset for `table` with its checks (`can_subset` lets the checks run
-    without it), one run per backfill, in the warehouse's pool."""
-    return multi_asset(
-        name=table.name,
-        specs=[
-            AssetSpec(
-                table.name,
-                description=table.description,
-                group_name=group,
-                owners=ENGINEERING_OWNERS,
-                tags=tags,
-                deps=deps,
-                kinds=kinds,
-                metadata={**definition_metadata(table), **(metadata or {})},
-            )
-        ],
-        check_specs=check_specs(CHECKS[table.name]),
-        can_subset=True,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=POOL,
-        **kwargs,
-    )
+    """`single_asset` for `table`, with the checks declared for it (checks.CHECKS)."""
+    spec = table_spec(table, group=group, tags=tags, deps=deps, kinds=kinds, metadata=metadata)
+    return single_asset(spec, check_specs(CHECKS[table.name]), **kwargs)
