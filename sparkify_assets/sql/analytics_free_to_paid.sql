@@ -12,14 +12,16 @@
 WITH bound AS (
     SELECT CAST(? AS BIGINT) AS ts
 ),
+-- With a bound, a converter is a user with a paid event from it on (its predecessor may be at any
+-- ts), found among the events from the bound on only.
 converters AS (
     SELECT e.user_id
     FROM staging_events e
     CROSS JOIN bound b
-    WHERE e.user_id IS NOT NULL
-    GROUP BY e.user_id
-    HAVING MAX(CASE WHEN e.level = 'free' THEN 1 ELSE 0 END) = 1
-        AND MAX(CASE WHEN e.level = 'paid' AND (b.ts IS NULL OR e.ts >= b.ts) THEN 1 ELSE 0 END) = 1
+    WHERE e.user_id IS NOT NULL AND (b.ts IS NULL OR e.ts >= b.ts)
+    GROUP BY e.user_id, b.ts
+    HAVING MAX(CASE WHEN e.level = 'paid' THEN 1 ELSE 0 END) = 1
+        AND (b.ts IS NOT NULL OR MAX(CASE WHEN e.level = 'free' THEN 1 ELSE 0 END) = 1)
 ),
 last_before AS (
     SELECT e.user_id, MAX(e.ts) AS ts
