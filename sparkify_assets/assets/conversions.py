@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from datetime import date
 
+from sparkify_assets.assets.star import insert_sql
 from sparkify_assets.resources.warehouse import Session
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, Column, Table
 
@@ -87,7 +88,8 @@ def changed_bound(tx: Session, days: tuple[date, date] | None) -> tuple[list[str
         was, now = recorded.get(key), staged.get(key)
         if was is None or now is None or tuple(was[1:3]) != tuple(now[1:3]):
             return True
-        return days is not None and days[0] <= now[0] <= days[1]
+        # An undated file (a whole-file reject) belongs to no day.
+        return days is not None and now[0] is not None and days[0] <= now[0] <= days[1]
 
     keys = sorted(k for k in recorded.keys() | staged.keys() if changed(k))
     firsts = [recorded[k][3] for k in keys if k in recorded and recorded[k][3] is not None]
@@ -98,7 +100,7 @@ def changed_bound(tx: Session, days: tuple[date, date] | None) -> tuple[list[str
 def refresh(tx: Session, table: Table, days: tuple[date, date] | None, fresh: bool) -> dict:
     """Bring the answer `table` to its SQL's result, recomputing only from the earliest changed
     ts unless `fresh` (its table or its sources are new) or every staged file changed."""
-    insert = f"INSERT INTO {table.name} ({', '.join(table.column_names)})\n{table.transform_sql()}"
+    insert = insert_sql(table, table.transform_sql())
     keys, bound = ([], None) if fresh else changed_bound(tx, days)
     staged_files = len(tx.query(_STAGED))
     if fresh or len(keys) >= staged_files:
