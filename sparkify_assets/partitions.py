@@ -37,6 +37,9 @@ DAILY = DailyPartitionsDefinition(start_date=FIRST_DAY)
 LIVE_LAKE_DAYS = 7
 # The asset whose partitions the sensors and `sparkify run` read back from loaded Definitions.
 PARTITIONED_ASSET = AssetKey("staging_events")
+# Dagster's documented run tags for one run over a range of partitions (backfills use them).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,15 @@ def loaded_partitions(defs_or_repository) -> PartitionsDefinition:
     if isinstance(defs_or_repository, Definitions):
         return defs_or_repository.resolve_assets_def(PARTITIONED_ASSET).partitions_def
     return defs_or_repository.assets_defs_by_key[PARTITIONED_ASSET].partitions_def
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Tags that make one run cover the partitions first..last (the assets are single-run): the
+    sensors' runs and `sparkify run` both use them."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
 
 
 def partition_dates(context: AssetExecutionContext | AssetCheckExecutionContext) -> tuple[date, date]:

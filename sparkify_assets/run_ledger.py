@@ -130,19 +130,45 @@ class InstanceLedger:
             step = getattr(data, "first_step_failure_event", None)
             error = step.step_failure_data.error if step is not None else getattr(data, "error", None)
             if error is not None:
-                return first_line(error)
+                return root_line(error)
             return (record.event_log_entry.message or "failed").splitlines()[0]
         return ""
 
 
-def first_line(error) -> str:
-    """The user's error under Dagster's wrappers, one line, without its class path."""
+class ErrorInfo(Protocol):
+    """What this module reads of Dagster's serialized error (a step's or a run's failure)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def cls_name(self) -> str | None: ...
+    @property
+    def cause(self) -> ErrorInfo | None: ...
+
+
+def _root_cause(error: ErrorInfo) -> ErrorInfo:
+    """The user's error under Dagster's wrappers."""
     while error.cause is not None:
         error = error.cause
-    lines = error.message.strip().splitlines()
-    message = lines[0] if lines else error.cls_name or "failed"
+    return error
+
+
+def _without_class_path(message: str) -> str:
+    """The message without a class path before it: "sparkify_assets.x.WarehouseError: ..." reads as "..."."""
     head, _, rest = message.partition(": ")
     return rest if rest and "." in head and " " not in head else message
+
+
+def root_message(error: ErrorInfo) -> str:
+    """The message of the user's error under Dagster's wrappers, without its class path."""
+    return _without_class_path(_root_cause(error).message.strip())
+
+
+def root_line(error: ErrorInfo) -> str:
+    """root_message's first line (for a tick log): else the error's class name."""
+    root = _root_cause(error)
+    lines = root.message.strip().splitlines()
+    return _without_class_path(lines[0] if lines else root.cls_name or "failed")
 
 
 def backoff_seconds(failures: int) -> int:

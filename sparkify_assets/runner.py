@@ -9,12 +9,12 @@ from typing import TextIO
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
-from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS, LOAD_JOB
+from sparkify_assets.definitions import LOAD_JOB, WAREHOUSE_ASSET_DEFS
 from sparkify_assets.errors import UsageError
-from sparkify_assets.partitions import DAILY, loaded_partitions, partition_days
+from sparkify_assets.partitions import DAILY, loaded_partitions, partition_days, range_tags
 from sparkify_assets.progress import step_hooks
 from sparkify_assets.resources.lake import LakeError
-from sparkify_assets.sensors import range_tags
+from sparkify_assets.run_ledger import root_message
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -90,7 +90,7 @@ def run_load(
     first, last, _ = load_days(defs, first, last)
     job = defs.resolve_job_def(LOAD_JOB)
     if progress is not None:
-        names = {key.to_user_string() for a in (*CORE_ASSETS, *ANALYTICS_ASSETS) for key in a.keys}
+        names = {key.to_user_string() for a in WAREHOUSE_ASSET_DEFS for key in a.keys}
         job = job.with_hooks(step_hooks(names, len(names), progress))
     tags = range_tags(first, last)
     return job.execute_in_process(
@@ -107,12 +107,7 @@ def _root_message(error) -> str:
         return "step failed"
     if error.cls_name == "DagsterExecutionInterruptedError":
         return "interrupted (Ctrl-C or SIGTERM); its transaction was rolled back"
-    while error.cause is not None:
-        error = error.cause
-    message = error.message.strip()
-    head, _, rest = message.partition(": ")
-    # "sparkify_assets.resources.warehouse.WarehouseError: ..." reads as "...".
-    return rest if rest and "." in head and " " not in head else message
+    return root_message(error)
 
 
 def failures(result: ExecuteInProcessResult) -> list[str]:

@@ -46,7 +46,7 @@ from dagster import (
 )
 
 from sparkify_assets.lake_versions import NO_FILE
-from sparkify_assets.partitions import FIRST_DAY, loaded_partitions, partition_days
+from sparkify_assets.partitions import FIRST_DAY, loaded_partitions, partition_days, range_tags
 from sparkify_assets.resources.lake import Lake, LakeFile, LakeResource
 from sparkify_assets.run_ledger import STAGING_EVENTS, Followed, InstanceLedger, Ledger, attempt_tags, follow
 
@@ -69,9 +69,6 @@ SONG_SELECTION = AssetSelection.assets(STAGING_SONGS).downstream()
 SONG_ONLY_SELECTION = SONG_SELECTION - AssetSelection.assets("songplays").downstream()
 # Everything the lake feeds: the sensors' job and `load_warehouse` (definitions.py) share it.
 LAKE_UPDATES_SELECTION = EVENT_SELECTION | SONG_SELECTION
-# Dagster's documented run tags for one run over a range of partitions (backfills use them).
-ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Every sensor run carries this tag; a run-queue limit of 1 on it (dagster.yaml) runs them one
 # after another, in the order the sensors asked for them (docs/sensors.md).
 LAKE_UPDATE_TAG = "sparkify/lake_update"
@@ -112,21 +109,21 @@ def repository_selections(context: SensorEvaluationContext) -> Selections:
 @cache
 def default_selections() -> Selections:
     """Resolved against the project's assets (for the planners called outside a sensor)."""
-    from sparkify_assets.definitions import ANALYTICS_ASSETS, CORE_ASSETS
+    from sparkify_assets.definitions import WAREHOUSE_ASSET_DEFS
 
-    return Selections.of([*CORE_ASSETS, *ANALYTICS_ASSETS])
+    return Selections.of(WAREHOUSE_ASSET_DEFS)
 
 
 class SensorCursorError(ValueError):
     """A sensor cursor that this code did not write (e.g. typed by hand in the UI)."""
 
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """Tags that make one run cover the partitions first..last (the job's assets are single-run)."""
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-    }
+    @classmethod
+    def foreign(cls, sensor: str, raw: str, reset_does: str) -> SensorCursorError:
+        """The error for sparkify_<sensor>_sensor's cursor `raw`: how to reset it, and what that does."""
+        return cls(
+            f"The {sensor} sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
+            f"(Automation > sparkify_{sensor}_sensor > Reset cursor) to {reset_does}."
+        )
 
 
 def sensor_partition_days(context: SensorEvaluationContext) -> list[date]:
@@ -177,10 +174,7 @@ class LogCursor:
                 else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-            raise SensorCursorError(
-                f"The log sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
-                "(Automation > sparkify_log_sensor > Reset cursor) to reload every day once."
-            ) from None
+            raise SensorCursorError.foreign("log", raw, "reload every day once") from None
 
     def to_json(self) -> str:
         data: dict = {
@@ -224,8 +218,6 @@ def plan_log_runs(
     after its backoff (`now`: POSIX time, default the clock)."""
     cursor = LogCursor.parse(raw_cursor)
     first_day = date.fromisoformat(FIRST_DAY)
-    now = time.time() if now is None else now
-    keys = (selections or default_selections()).event
 
     def is_partition(day: date) -> bool:
         return first_day <= day <= last_day and (partitions is None or day in partitions)
@@ -237,62 +229,87 @@ def plan_log_runs(
     since = min([window, *cursor.seen])  # older days stay in the cursor until they land
     listed = lake.log_files(since)
     files = {f.day: f for f in listed if is_partition(f.day)}
-    requests: list[RunRequest] = []
-    notes = {"new": [], "retried": [], "waiting": [], "in flight": []}
-    seen, unlanded = {}, set()
-
-    first_load = cursor.first_load
-    if first_load and ledger is not None:
-        followed = follow(ledger, first_load[0], now)
-        if followed.state == "landed":
-            first_load = None
-        else:
-            what = f"the first load ({first_load[1]} to {first_load[2]})"
-            notes[_NOTE[followed.state]].append(followed.note(what))
-            if followed.state in ("retry", "ask"):
-                requests.append(_first_load_request(first_load, followed))
-
+    plan = _LogPlan(time.time() if now is None else now, (selections or default_selections()).event)
+    first_load = plan.follow_first_load(ledger, cursor.first_load)
     for day in sorted(set(files) | {d for d in cursor.seen if d >= since}):
         version, revision = cursor.seen.get(day, (None, -1))
         f = files.get(day)
-        current = f.version if f else DELETED
-        if version != current:
-            revision += 1
-            seen[day] = (current, revision)
-            unlanded.add(day)
-            if f is None:  # removed: reload the day so its rows go too, as a clean load would
-                reason = "deleted"
-            else:
-                reason = "new" if day > cursor.last_day else ("changed" if version else "late")
-            request = request_key(day, current, revision)
-            requests.append(_day_request(day, request, request, 0, reason, f.key if f else "", keys))
-            notes["new"].append(f"{day} ({reason})")
+        if version != (f.version if f else DELETED):
+            plan.changed_day(day, version, revision + 1, f, cursor.last_day)
             continue
-        seen[day] = (version, revision)
-        if ledger is None or first_load is not None:
-            continue  # no record to compare with, or the first load (in flight or retried) covers it
-        landed = ledger.landed(day)
-        if landed == version or (version == DELETED and landed in (None, NO_FILE)):
-            continue
-        unlanded.add(day)
-        request = request_key(day, version, revision)
-        followed = follow(ledger, request, now, success_lands=False)
-        notes[_NOTE[followed.state]].append(followed.note(day.isoformat()))
-        if followed.state in ("retry", "ask"):
-            reason = "retry" if followed.state == "retry" else "not loaded"
-            requests.append(
-                _day_request(
-                    day, request, followed.run_key, followed.attempt, reason, f.key if f else "", keys
-                )
-            )
+        plan.seen[day] = (version, revision)
+        if ledger is not None and first_load is None:
+            # Else no record to compare with, or the first load (in flight or retried) covers it.
+            plan.follow_day(ledger, day, version, revision, f)
 
     new_last = max([cursor.last_day, *files])
     new_window = new_last - timedelta(days=lookback_days)
-    kept = {d: s for d, s in seen.items() if d >= new_window or d in unlanded}
+    kept = {d: s for d, s in plan.seen.items() if d >= new_window or d in plan.unlanded}
     new_cursor = LogCursor(new_last, kept, first_load)
-    message = f"Listed {len(listed)} log files since {since}; " + _summary(notes)
+    message = f"Listed {len(listed)} log files since {since}; " + _summary(plan.notes)
     message += _waiting(listed, files, first_day)
-    return LogTick(requests, new_cursor, len(listed), message)
+    return LogTick(plan.requests, new_cursor, len(listed), message)
+
+
+@dataclass
+class _LogPlan:
+    """One log tick's requests and tick-log notes, built day by day, and the cursor's days."""
+
+    now: float
+    keys: list[AssetKey]
+    requests: list[RunRequest] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(
+        default_factory=lambda: {"new": [], "retried": [], "waiting": [], "in flight": []}
+    )
+    seen: dict[date, tuple[str, int]] = field(default_factory=dict)
+    unlanded: set[date] = field(default_factory=set)
+
+    def follow_first_load(
+        self, ledger: Ledger | None, first_load: tuple[str, date, date] | None
+    ) -> tuple[str, date, date] | None:
+        """The first load while it has not landed (asked again when it failed), else None."""
+        if not first_load or ledger is None:
+            return first_load
+        followed = follow(ledger, first_load[0], self.now)
+        if followed.state == "landed":
+            return None
+        what = f"the first load ({first_load[1]} to {first_load[2]})"
+        self.notes[_NOTE[followed.state]].append(followed.note(what))
+        if followed.state in ("retry", "ask"):
+            self.requests.append(_first_load_request(first_load, followed))
+        return first_load
+
+    def changed_day(
+        self, day: date, version: str | None, revision: int, f: LakeFile | None, last_day: date
+    ) -> None:
+        """A day whose file is new, late, changed or deleted since the cursor: a run of its own."""
+        current = f.version if f else DELETED
+        self.seen[day] = (current, revision)
+        self.unlanded.add(day)
+        if f is None:  # removed: reload the day so its rows go too, as a clean load would
+            reason = "deleted"
+        else:
+            reason = "new" if day > last_day else ("changed" if version else "late")
+        request = request_key(day, current, revision)
+        self.requests.append(_day_request(day, request, request, 0, reason, f.key if f else "", self.keys))
+        self.notes["new"].append(f"{day} ({reason})")
+
+    def follow_day(self, ledger: Ledger, day: date, version: str, revision: int, f: LakeFile | None) -> None:
+        """A day the cursor holds unchanged: asked again, after its backoff, until its version lands."""
+        landed = ledger.landed(day)
+        if landed == version or (version == DELETED and landed in (None, NO_FILE)):
+            return
+        self.unlanded.add(day)
+        request = request_key(day, version, revision)
+        followed = follow(ledger, request, self.now, success_lands=False)
+        self.notes[_NOTE[followed.state]].append(followed.note(day.isoformat()))
+        if followed.state in ("retry", "ask"):
+            reason = "retry" if followed.state == "retry" else "not loaded"
+            self.requests.append(
+                _day_request(
+                    day, request, followed.run_key, followed.attempt, reason, f.key if f else "", self.keys
+                )
+            )
 
 
 # Which line of the tick log a followed request goes to.
@@ -407,10 +424,7 @@ class SongCursor:
             data = json.loads(raw)
             return cls(str(data["digest"]), int(data["runs"]), str(data.get("pending") or ""))
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise SensorCursorError(
-                f"The song sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
-                "(Automation > sparkify_song_sensor > Reset cursor) to reload the catalog once."
-            ) from None
+            raise SensorCursorError.foreign("song", raw, "reload the catalog once") from None
 
     def to_json(self) -> str:
         data: dict = {"digest": self.digest, "runs": self.runs}
@@ -451,80 +465,75 @@ def plan_song_run(
     if not files:
         return SongTick(None, cursor, f"No song files in {lake.url} yet")
     digest = fingerprint(files)
+    run = _CatalogRun(lake, len(files), last_day, staged_days, partitions, selections)
     if digest == cursor.digest:
-        unchanged = f"The song catalog is unchanged ({len(files)} files)"
-        if not cursor.pending or ledger is None:
-            return SongTick(None, cursor, unchanged)
-        followed = follow(ledger, cursor.pending, now)
-        if followed.state == "landed":
-            return SongTick(None, replace_pending(cursor, ""), unchanged)
-        note = followed.note(f"the catalog run {cursor.pending}")
-        if followed.state in ("in flight", "waiting"):
-            return SongTick(None, cursor, f"{unchanged}; {note}")
-        request, scope = _song_request(
-            lake,
-            cursor.pending,
-            followed.run_key,
-            followed.attempt,
-            len(files),
-            last_day,
-            staged_days,
-            partitions,
-            selections or default_selections(),
-        )
-        return SongTick(request, cursor, f"{unchanged}; asked again: {note}, {scope}")
+        return _follow_catalog_run(cursor, ledger, now, run)
     request_id = f"songs:{digest[:16]}:{cursor.runs + 1}"
-    request, scope = _song_request(
-        lake,
-        request_id,
-        request_id,
-        0,
-        len(files),
-        last_day,
-        staged_days,
-        partitions,
-        selections or default_selections(),
-    )
+    request, scope = run.request(request_id, request_id, 0)
     message = f"The song catalog changed ({len(files)} files): one run restages it {scope}"
     return SongTick(request, SongCursor(digest, cursor.runs + 1, request_id), message)
+
+
+def _follow_catalog_run(cursor: SongCursor, ledger: Ledger | None, now: float, run: _CatalogRun) -> SongTick:
+    """An unchanged catalog: its last request is followed until one of its runs succeeds."""
+    unchanged = f"The song catalog is unchanged ({run.n_files} files)"
+    if not cursor.pending or ledger is None:
+        return SongTick(None, cursor, unchanged)
+    followed = follow(ledger, cursor.pending, now)
+    if followed.state == "landed":
+        return SongTick(None, replace_pending(cursor, ""), unchanged)
+    note = followed.note(f"the catalog run {cursor.pending}")
+    if followed.state in ("in flight", "waiting"):
+        return SongTick(None, cursor, f"{unchanged}; {note}")
+    request, scope = run.request(cursor.pending, followed.run_key, followed.attempt)
+    return SongTick(request, cursor, f"{unchanged}; asked again: {note}, {scope}")
 
 
 def replace_pending(cursor: SongCursor, pending: str) -> SongCursor:
     return SongCursor(cursor.digest, cursor.runs, pending)
 
 
-def _song_request(
-    lake: Lake,
-    request_id: str,
-    run_key: str,
-    attempt: int,
-    n_files: int,
-    last_day: date,
-    staged_days: set[date],
-    partitions: set[date] | None,
-    selections: Selections,
-) -> tuple[RunRequest, str]:
-    first_day = date.fromisoformat(FIRST_DAY)
-    tags = {
-        LAKE_UPDATE_TAG: "songs",
-        "sparkify/reason": f"song catalog changed ({n_files} files)" if not attempt else "retry",
-        **attempt_tags(request_id, attempt),
-    }
-    days = (
-        sorted(
+@dataclass(frozen=True)
+class _CatalogRun:
+    """What a catalog run covers: the catalog's assets and the plays of every day staged."""
+
+    lake: Lake
+    n_files: int
+    last_day: date
+    staged_days: set[date]
+    partitions: set[date] | None
+    selections: Selections | None  # None: the project's (default_selections)
+
+    def request(self, request_id: str, run_key: str, attempt: int) -> tuple[RunRequest, str]:
+        """The run request, and what it covers for the tick log."""
+        selections = self.selections or default_selections()
+        tags = {
+            LAKE_UPDATE_TAG: "songs",
+            "sparkify/reason": f"song catalog changed ({self.n_files} files)" if not attempt else "retry",
+            **attempt_tags(request_id, attempt),
+        }
+        days = self.days()
+        if days:
+            request = RunRequest(
+                run_key=run_key,
+                tags={**tags, **range_tags(days[0], days[-1])},
+                asset_selection=selections.song,
+            )
+            return request, f"and re-matches songplays {days[0]} to {days[-1]}"
+        return RunRequest(
+            run_key=run_key, tags=tags, asset_selection=selections.song_only
+        ), "(no day staged yet)"
+
+    def days(self) -> list[date]:
+        """The partitions staged or in the lake; none while nothing is staged."""
+        if not self.staged_days:
+            return []
+        first_day = date.fromisoformat(FIRST_DAY)
+        return sorted(
             d
-            for d in staged_days | set(lake.days())
-            if first_day <= d <= last_day and (partitions is None or d in partitions)
+            for d in self.staged_days | set(self.lake.days())
+            if first_day <= d <= self.last_day and (self.partitions is None or d in self.partitions)
         )
-        if staged_days
-        else []
-    )
-    if days:
-        request = RunRequest(
-            run_key=run_key, tags={**tags, **range_tags(days[0], days[-1])}, asset_selection=selections.song
-        )
-        return request, f"and re-matches songplays {days[0]} to {days[-1]}"
-    return RunRequest(run_key=run_key, tags=tags, asset_selection=selections.song_only), "(no day staged yet)"
 
 
 @sensor(

@@ -28,7 +28,7 @@ from sparkify_assets_tests.ui_support import DagsterDev, UiTestError, chromium_p
 pytestmark = pytest.mark.browser
 
 # The data contract (DESIGN.md section 2) and the README's asset table.
-CORE_ASSETS = ("staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time")
+CORE_ASSET_NAMES = ("staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time")
 PARTITIONED_ASSETS = ("staging_events", "songplays")
 FIRST_PARTITION = date(2018, 11, 1)
 SONGPLAYS_ROWS = re.compile(r"^6,?820$")
@@ -162,7 +162,7 @@ def open_lineage(page: Any) -> None:
         page.get_by_role("button").filter(has=page.locator('[aria-label="settings"]')).last.click()
         page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
         page.keyboard.press("Escape")
-    for name in CORE_ASSETS:
+    for name in CORE_ASSET_NAMES:
         asset_node(page, name).wait_for()
 
 
@@ -359,7 +359,7 @@ def test_lineage_shows_the_seven_assets_and_the_answers(page: Any, ui_dir: Path)
 
 def _check_lineage(page: Any, ui_dir: Path) -> None:
     open_lineage(page)
-    for name in (*LAKE_ASSETS, *CORE_ASSETS):
+    for name in (*LAKE_ASSETS, *CORE_ASSET_NAMES):
         assert asset_node(page, name).is_visible(), f"{name} is not drawn in the lineage"
     # Issue 8: the lineage runs on to the analytics answers (their group is drawn; with every
     # group expanded the graph zooms out and cuts long names, so the group's title is the proof).
@@ -381,7 +381,7 @@ def test_materialize_all_succeeds_over_every_daily_partition(ui_backfill: dict) 
         assert tags.get("dagster/from_ui") == "true", tags
     materialized = [p["path"][-1] for run in runs for p in run["assetSelection"]]
     assert len(materialized) == len(set(materialized)), f"an asset ran twice: {sorted(materialized)}"
-    assert {*CORE_ASSETS, TOP_SONGS_ASSET} <= set(materialized), sorted(materialized)
+    assert {*CORE_ASSET_NAMES, TOP_SONGS_ASSET} <= set(materialized), sorted(materialized)
     # BackfillPolicy.single_run(): every partition of a partitioned asset in one run, not one
     # run per day.
     last = ui_backfill["partitionNames"][-1]
@@ -407,7 +407,7 @@ def test_every_check_passed(ui_backfill: dict, dev: DagsterDev, page: Any, ui_di
             )
     songplays = {k.split(":", 1)[1] for k in results if k.startswith("songplays:")}
     assert SONGPLAYS_CHECKS <= songplays, f"songplays lacks checks: {SONGPLAYS_CHECKS - songplays}"
-    for name in CORE_ASSETS:
+    for name in CORE_ASSET_NAMES:
         assert any(k.startswith(f"{name}:") for k in results), f"{name} has no checks"
     failed = {k: v for k, v in results.items() if v != "passed"}
     open_lineage(page)
