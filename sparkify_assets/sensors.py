@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
+from typing import ClassVar, TypeVar
 
 from dagster import (
     AssetKey,
@@ -117,13 +118,33 @@ def default_selections() -> Selections:
 class SensorCursorError(ValueError):
     """A sensor cursor that this code did not write (e.g. typed by hand in the UI)."""
 
+
+_Cursor = TypeVar("_Cursor", bound="_SensorCursor")
+
+
+class _SensorCursor:
+    """A sensor's cursor, read from the JSON it wrote: `from_data` reads the parsed JSON."""
+
+    SENSOR: ClassVar[str]  # the sensor's name is sparkify_<SENSOR>_sensor
+    RESET_DOES: ClassVar[str]  # what resetting the cursor in the UI makes the sensor do
+
     @classmethod
-    def foreign(cls, sensor: str, raw: str, reset_does: str) -> SensorCursorError:
-        """The error for sparkify_<sensor>_sensor's cursor `raw`: how to reset it, and what that does."""
-        return cls(
-            f"The {sensor} sensor's cursor {raw[:80]!r} was not written by this sensor: reset it in the UI "
-            f"(Automation > sparkify_{sensor}_sensor > Reset cursor) to {reset_does}."
-        )
+    def parse(cls: type[_Cursor], raw: str | None) -> _Cursor:
+        """The cursor `raw` holds (the default when there is none); a cursor this code did not
+        write is refused with how to reset it, and what resetting does."""
+        if not raw:
+            return cls()
+        try:
+            return cls.from_data(json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            raise SensorCursorError(
+                f"The {cls.SENSOR} sensor's cursor {raw[:80]!r} was not written by this sensor: reset it "
+                f"in the UI (Automation > sparkify_{cls.SENSOR}_sensor > Reset cursor) to {cls.RESET_DOES}."
+            ) from None
+
+    @classmethod
+    def from_data(cls: type[_Cursor], data: dict) -> _Cursor:
+        raise NotImplementedError
 
 
 def sensor_partition_days(context: SensorEvaluationContext) -> list[date]:
@@ -146,7 +167,7 @@ def fingerprint(files: list[LakeFile]) -> str:
 
 
 @dataclass
-class LogCursor:
+class LogCursor(_SensorCursor):
     """What the log sensor has seen: the last day, {day: (version, revision)} for the window and
     for older days not loaded yet, and the first load while it has not landed.
 
@@ -159,22 +180,19 @@ class LogCursor:
     # The first evaluation's request (key, first day, last day) until one of its runs succeeds.
     first_load: tuple[str, date, date] | None = None
 
+    SENSOR: ClassVar[str] = "log"
+    RESET_DOES: ClassVar[str] = "reload every day once"
+
     @classmethod
-    def parse(cls, raw: str | None) -> LogCursor:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            first_load = data.get("first_load")
-            return cls(
-                date.fromisoformat(data["last_day"]),
-                {date.fromisoformat(d): (str(v), int(n)) for d, (v, n) in data["seen"].items()},
-                (str(first_load[0]), date.fromisoformat(first_load[1]), date.fromisoformat(first_load[2]))
-                if first_load
-                else None,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-            raise SensorCursorError.foreign("log", raw, "reload every day once") from None
+    def from_data(cls, data: dict) -> LogCursor:
+        first_load = data.get("first_load")
+        return cls(
+            date.fromisoformat(data["last_day"]),
+            {date.fromisoformat(d): (str(v), int(n)) for d, (v, n) in data["seen"].items()},
+            (str(first_load[0]), date.fromisoformat(first_load[1]), date.fromisoformat(first_load[2]))
+            if first_load
+            else None,
+        )
 
     def to_json(self) -> str:
         data: dict = {
@@ -411,20 +429,17 @@ def sparkify_log_sensor(context: SensorEvaluationContext, lake: LakeResource) ->
 
 
 @dataclass
-class SongCursor:
+class SongCursor(_SensorCursor):
     digest: str = ""
     runs: int = 0  # song runs requested so far: part of the run key, so an old catalog put back reloads
     pending: str = ""  # the last request, until one of its runs succeeds
 
+    SENSOR: ClassVar[str] = "song"
+    RESET_DOES: ClassVar[str] = "reload the catalog once"
+
     @classmethod
-    def parse(cls, raw: str | None) -> SongCursor:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            return cls(str(data["digest"]), int(data["runs"]), str(data.get("pending") or ""))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise SensorCursorError.foreign("song", raw, "reload the catalog once") from None
+    def from_data(cls, data: dict) -> SongCursor:
+        return cls(str(data["digest"]), int(data["runs"]), str(data.get("pending") or ""))
 
     def to_json(self) -> str:
         data: dict = {"digest": self.digest, "runs": self.runs}

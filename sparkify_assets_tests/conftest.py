@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sparkify_assets.resources.lake import sample_lake_path
+from sparkify_assets_tests.lake_support import LocalTestLake, S3TestLake
 from sparkify_assets_tests.pgserver import create_database, free_port, throwaway_server
 
 SAMPLE = sample_lake_path()
@@ -59,6 +60,7 @@ SLOW_CALLS = {
     "run_load": "load",
     "materialize": "load",
     "execute_in_process": "load",
+    "run_request": "load",  # test_sensors' helper: a sensor's RunRequest carried out
     "build_sample_warehouse": "load",
     "throwaway_server": "postgres",
     "ThreadedMotoServer": "moto",
@@ -205,6 +207,22 @@ def s3_sample_lake(aws_env) -> str:
     bucket = f"sparkify-{uuid.uuid4().hex[:10]}"
     upload_folder(SAMPLE, bucket, "lake")
     return f"s3://{bucket}/lake"
+
+
+@pytest.fixture
+def local_lake(tmp_path) -> LocalTestLake:
+    """An empty lake folder the test writes into."""
+    return LocalTestLake(tmp_path / "lake")
+
+
+@pytest.fixture(params=["local", "s3"])
+def writable_lake(request, tmp_path) -> LocalTestLake | S3TestLake:
+    """An empty lake the test writes into: a local folder, or a bucket on moto's S3 server on
+    127.0.0.1."""
+    if request.param == "s3":
+        request.getfixturevalue("aws_env")
+        return S3TestLake(f"sparkify-{uuid.uuid4().hex[:10]}", "lake")
+    return LocalTestLake(tmp_path / "lake")
 
 
 @pytest.fixture

@@ -9,16 +9,11 @@ from collections import defaultdict
 
 from sparkify_assets.definitions import defs
 
-ASSETS = {
-    "lake/log_data",
-    "lake/song_data",
-    "staging_events",
-    "staging_songs",
-    "songplays",
-    "users",
-    "songs",
-    "artists",
-    "time",
+# By layer (test_definitions_surface.py checks each layer's labels).
+LAKE = ["lake/log_data", "lake/song_data"]
+STAGING = ["staging_events", "staging_songs"]
+STAR = ["songplays", "users", "songs", "artists", "time"]
+ANALYTICS = [
     "analytics_top_songs",
     "analytics_top_artists",
     "analytics_users_by_level",
@@ -26,7 +21,8 @@ ASSETS = {
     "analytics_plays_by_hour",
     "analytics_most_active_users",
     "analytics_free_to_paid",
-}
+]
+ASSETS = {*LAKE, *STAGING, *STAR, *ANALYTICS}
 
 CHECKS = {
     "staging_events": {"has_rows", "lake_inventory", "reconcile_records", "log_on_time"},

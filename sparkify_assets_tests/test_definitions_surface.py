@@ -13,19 +13,9 @@ import sparkify_assets
 from sparkify_assets.definitions import build_defs
 from sparkify_assets.resources.lake import LakeResource
 from sparkify_assets.resources.warehouse import WarehouseResource
+from sparkify_assets_tests.test_definitions_snapshot import ANALYTICS, STAGING, STAR
 
 PACKAGE = Path(sparkify_assets.__file__).parent
-STAGING = ["staging_events", "staging_songs"]
-STAR = ["songplays", "users", "songs", "artists", "time"]
-ANALYTICS = [
-    "analytics_top_songs",
-    "analytics_top_artists",
-    "analytics_users_by_level",
-    "analytics_daily_plays",
-    "analytics_plays_by_hour",
-    "analytics_most_active_users",
-    "analytics_free_to_paid",
-]
 
 
 def _graph(warehouse_url, lake_url: str):

@@ -13,6 +13,12 @@ from dagster import AssetKey
 from sparkify_assets.lineage import LINEAGE_FILE, derive, render
 from sparkify_assets_tests.helpers import make_defs
 
+
+def _same_name(asset: str, *columns: str) -> dict[str, set[tuple[str, str]]]:
+    """Columns that come from the column of the same name of one upstream asset."""
+    return {column: {(asset, column)} for column in columns}
+
+
 # {column: {(upstream asset, upstream column), ...}}, from reading sql/<table>.sql.
 EXPECTED = {
     "songplays": {
@@ -23,23 +29,13 @@ EXPECTED = {
             ("staging_events", "item_in_session"),
         },
         "start_time": {("staging_events", "ts")},
-        "user_id": {("staging_events", "user_id")},
-        "level": {("staging_events", "level")},
-        # Through the title and artist-name match of the candidates CTE.
-        "song_id": {("staging_songs", "song_id")},
-        "artist_id": {("staging_songs", "artist_id")},
-        "session_id": {("staging_events", "session_id")},
-        "location": {("staging_events", "location")},
-        "user_agent": {("staging_events", "user_agent")},
-        "source_date": {("staging_events", "source_date")},
+        # song_id and artist_id through the title and artist-name match of the candidates CTE.
+        **_same_name("staging_songs", "song_id", "artist_id"),
+        **_same_name(
+            "staging_events", "user_id", "level", "session_id", "location", "user_agent", "source_date"
+        ),
     },
-    "users": {
-        "user_id": {("staging_events", "user_id")},
-        "first_name": {("staging_events", "first_name")},
-        "last_name": {("staging_events", "last_name")},
-        "gender": {("staging_events", "gender")},
-        "level": {("staging_events", "level")},
-    },
+    "users": _same_name("staging_events", "user_id", "first_name", "last_name", "gender", "level"),
     "artists": {
         "artist_id": {("staging_songs", "artist_id")},
         "name": {("staging_songs", "artist_name")},
@@ -62,9 +58,7 @@ EXPECTED = {
     "analytics_most_active_users": {
         "user_rank": {("songplays", "user_id"), ("songplays", "session_id")},
         "user_id": {("songplays", "user_id")},
-        "first_name": {("users", "first_name")},
-        "last_name": {("users", "last_name")},
-        "level": {("users", "level")},
+        **_same_name("users", "first_name", "last_name", "level"),
         "sessions": {("songplays", "session_id")},
     },
 }

@@ -90,6 +90,41 @@ def test_a_clean_segment_is_read_whole_by_the_reader():
 
 
 # Damage of the kinds the reader must refuse (or the column checks catch), each on one line.
+# Most put a bad value under a field, the field's own value moving to an extra key "x" (the bad
+# value's key spelled with an escape, as a third item, where that is the damage).
+_BAD_VALUES = {
+    "number_as_text": ("song", b"3.10"),
+    "exponent_as_text": ("artist", b"1E5"),
+    "bool_as_text": ("userId", b"true"),
+    "float_integer": ("sessionId", b"7.0"),
+    "exponent_integer": ("status", b"2e2"),
+    "lone_surrogate": ("song", b'"a\\ud800b"'),
+    "nul": ("song", b'"a\\u0000b"'),
+    "empty_user": ("userId", b'""'),
+    "empty_page": ("page", b'""'),
+    "old_ts": ("ts", b"1"),
+    "nan": ("length", b"NaN"),
+    "huge_int": ("registration", b"1" + b"0" * 400),
+    "escaped_key": ("song", b'"escaped"', b'"s\\u006fng"'),
+    "long_text": ("song", b'"' + b"x" * 70_000 + b'"'),
+}
+# A key before a field: the same key again, or the same name spelled with an escape.
+_KEYS_BEFORE = {"duplicate_key": ("level", b'"level"'), "escaped_duplicate": ("level", b'"l\\u0065vel"')}
+# Damage to the line as a whole.
+_WHOLE_LINE = {
+    "blank_after": lambda line, obj: line + b"\n",
+    "crlf": lambda line, obj: line + b"\r",
+    "two_objects": lambda line, obj: line + b" " + line,
+    "not_object": lambda line, obj: b"[" + line + b"]",
+    "missing_required": lambda line, obj: json.dumps(
+        {k: v for k, v in obj.items() if k != "sessionId"}
+    ).encode(),
+    "truncated": lambda line, obj: line[: len(line) // 2],
+    "deep": lambda line, obj: line[:-1] + b', "x": ' + b"[" * 600 + b"]" * 600 + b"}",
+    "bom": lambda line, obj: b"\xef\xbb\xbf" + line,
+}
+
+
 def _damaged(obj: dict, rng: random.Random) -> bytes:
     kind = rng.choice(
         [
@@ -100,43 +135,15 @@ def _damaged(obj: dict, rng: random.Random) -> bytes:
         ]
     )  # fmt: skip
     line = json.dumps(obj).encode()
-    sub = {
-        "number_as_text": (b'"song": ', b'"song": 3.10, "x": '),
-        "exponent_as_text": (b'"artist": ', b'"artist": 1E5, "x": '),
-        "bool_as_text": (b'"userId": ', b'"userId": true, "x": '),
-        "float_integer": (b'"sessionId": ', b'"sessionId": 7.0, "x": '),
-        "exponent_integer": (b'"status": ', b'"status": 2e2, "x": '),
-        "duplicate_key": (b'"level": ', b'"level": "gold", "level": '),
-        "escaped_duplicate": (b'"level": ', b'"l\\u0065vel": "gold", "level": '),
-        "lone_surrogate": (b'"song": ', b'"song": "a\\ud800b", "x": '),
-        "nul": (b'"song": ', b'"song": "a\\u0000b", "x": '),
-        "empty_user": (b'"userId": ', b'"userId": "", "x": '),
-        "empty_page": (b'"page": ', b'"page": "", "x": '),
-        "old_ts": (b'"ts": ', b'"ts": 1, "x": '),
-        "nan": (b'"length": ', b'"length": NaN, "x": '),
-        "huge_int": (b'"registration": ', b'"registration": 1' + b"0" * 400 + b', "x": '),
-        "escaped_key": (b'"song": ', b'"s\\u006fng": "escaped", "x": '),
-    }
-    if kind in sub:
-        old, new = sub[kind]
-        return line.replace(old, new, 1)
-    if kind == "blank_after":
-        return line + b"\n"
-    if kind == "crlf":
-        return line + b"\r"
-    if kind == "two_objects":
-        return line + b" " + line
-    if kind == "not_object":
-        return b"[" + line + b"]"
-    if kind == "missing_required":
-        return json.dumps({k: v for k, v in obj.items() if k != "sessionId"}).encode()
-    if kind == "truncated":
-        return line[: len(line) // 2]
-    if kind == "deep":
-        return line[:-1] + b', "x": ' + b"[" * 600 + b"]" * 600 + b"}"
-    if kind == "bom":
-        return b"\xef\xbb\xbf" + line
-    return line.replace(b'"song": ', b'"song": "' + b"x" * 70_000 + b'", "x": ', 1)  # long_text
+    if kind in _WHOLE_LINE:
+        return _WHOLE_LINE[kind](line, obj)
+    if kind in _KEYS_BEFORE:
+        field, before = _KEYS_BEFORE[kind]
+        key = f'"{field}": '.encode()
+        return line.replace(key, before + b': "gold", ' + key, 1)
+    field, value, *spelled = _BAD_VALUES[kind]
+    key = f'"{field}": '.encode()
+    return line.replace(key, (spelled[0] + b": " if spelled else key) + value + b', "x": ', 1)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -15,18 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from sparkify_assets.partitions import loaded_partitions, partition_days
 from sparkify_assets.resources.warehouse import WarehouseResource
 from sparkify_assets.run_ledger import BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, InstanceLedger
-from sparkify_assets.runner import QUIET, failures, open_resource
+from sparkify_assets.runner import failures, open_resource
 from sparkify_assets.sensors import (
     SongCursor,
     fingerprint,
@@ -40,25 +38,20 @@ from sparkify_assets_tests.test_sensors import (
     NEW_SONG_KEY,
     SAMPLE,
     SAMPLE_EVENTS,
-    LocalTestLake,
-    S3TestLake,
     assert_equals_clean_load,
     evaluate,
     log_key,
     put_sample,
+    run_request,
 )
 
 DAY5 = "2018-11-05"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["local", "s3"])
-def any_lake(request, tmp_path):
-    """A local folder, or a bucket on moto's S3 server on 127.0.0.1."""
-    if request.param == "s3":
-        request.getfixturevalue("aws_env")
-        return S3TestLake(f"sparkify-{uuid.uuid4().hex[:10]}", "lake")
-    return LocalTestLake(tmp_path / "lake")
+def mistyped(warehouse: str) -> str:
+    """The warehouse URL with its scheme mistyped, as in a hand-edited setting: every run fails."""
+    return warehouse.replace("duckdb://", "duckbd://", 1)
 
 
 def tick(defs, instance: DagsterInstance, cursor: str | None, now: float):
@@ -71,18 +64,6 @@ def tick(defs, instance: DagsterInstance, cursor: str | None, now: float):
         partitions=set(days),
         ledger=InstanceLedger(instance),
         now=now,
-    )
-
-
-def run(defs, instance: DagsterInstance, request):
-    """Carry out a RunRequest as the daemon would (its tags on the run); may fail."""
-    return defs.resolve_job_def(sparkify_log_sensor.job_name).execute_in_process(
-        instance=instance,
-        partition_key=request.partition_key,
-        tags=request.tags,
-        asset_selection=request.asset_selection,
-        run_config=QUIET,
-        raise_on_error=False,
     )
 
 
@@ -102,7 +83,7 @@ def first_load_then_day5(test_lake, warehouse: str, instance: DagsterInstance):
     put_sample(test_lake, range(1, 5))
     defs = make_defs(warehouse, test_lake.url)
     first = tick(defs, instance, None, time.time())
-    result = run(defs, instance, first.run_requests[0])
+    result = run_request(defs, instance, first.run_requests[0])
     assert result.success, failures(result)
     test_lake.put(log_key(5), (SAMPLE / log_key(5)).read_bytes())
     return first
@@ -136,16 +117,16 @@ def analyst_session(path: Path):
         holder.wait(30)
 
 
-def test_a_day_that_failed_on_a_locked_warehouse_loads_once_the_session_closes(any_lake, tmp_path):
+def test_a_day_that_failed_on_a_locked_warehouse_loads_once_the_session_closes(writable_lake, tmp_path):
     path = tmp_path / "warehouse.duckdb"
     warehouse = f"duckdb://{path}"
     instance = DagsterInstance.ephemeral()
-    first = first_load_then_day5(any_lake, warehouse, instance)
-    defs = make_defs(warehouse, any_lake.url)  # the code location reloads: day 5 is a partition
+    first = first_load_then_day5(writable_lake, warehouse, instance)
+    defs = make_defs(warehouse, writable_lake.url)  # the code location reloads: day 5 is a partition
     asked = ask_day5(defs, instance, first.cursor.to_json())
 
     with analyst_session(path):
-        failed = run(defs, instance, asked.run_requests[0])
+        failed = run_request(defs, instance, asked.run_requests[0])
         assert not failed.success
         # Just after the failure: nothing is asked, and the tick says why and until when.
         waiting = tick(defs, instance, asked.cursor.to_json(), time.time())
@@ -167,7 +148,7 @@ def test_a_day_that_failed_on_a_locked_warehouse_loads_once_the_session_closes(a
     assert [r.run_key for r in tick(defs, instance, waiting.cursor.to_json(), later).run_requests] == [
         request.run_key
     ]
-    landed = run(defs, instance, request)
+    landed = run_request(defs, instance, request)
     assert landed.success, failures(landed)
 
     # Landed: nothing more, however late the clock.
@@ -178,23 +159,24 @@ def test_a_day_that_failed_on_a_locked_warehouse_loads_once_the_session_closes(a
     assert evaluate(defs, sparkify_log_sensor, instance, retry.cursor.to_json()).run_requests == []
     assert day_runs(instance) == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS]
     assert count(warehouse, "staging_events", f"source_date = DATE '{DAY5}'") == SAMPLE_EVENTS[5]
-    assert_equals_clean_load(warehouse, any_lake.url, tmp_path)
+    assert_equals_clean_load(warehouse, writable_lake.url, tmp_path)
 
 
-def test_a_bad_warehouse_url_fixed_afterwards_loads_the_day_once_without_a_tight_loop(any_lake, tmp_path):
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+def test_a_bad_warehouse_url_fixed_afterwards_loads_the_day_once_without_a_tight_loop(
+    writable_lake, duckdb_url, tmp_path
+):
     instance = DagsterInstance.ephemeral()
-    first = first_load_then_day5(any_lake, warehouse, instance)
+    first = first_load_then_day5(writable_lake, duckdb_url, instance)
     # The code location reloads with a typo in SPARKIFY_WAREHOUSE_URL.
-    typo = make_defs(f"duckbd://{tmp_path / 'warehouse.duckdb'}", any_lake.url)
+    typo = make_defs(mistyped(duckdb_url), writable_lake.url)
     asked = ask_day5(typo, instance, first.cursor.to_json())
 
-    one = run(typo, instance, asked.run_requests[0])
+    one = run_request(typo, instance, asked.run_requests[0])
     assert not one.success
     second = tick(typo, instance, asked.cursor.to_json(), ended(instance, one) + BACKOFF_FIRST_SECONDS)
     (retry,) = second.run_requests
     assert "Unknown warehouse URL scheme duckbd://" in second.message
-    two = run(typo, instance, retry)
+    two = run_request(typo, instance, retry)
     assert not two.success
     # Two failures: the next attempt waits twice as long, not a minute.
     early = tick(
@@ -202,11 +184,11 @@ def test_a_bad_warehouse_url_fixed_afterwards_loads_the_day_once_without_a_tight
     )
     assert early.run_requests == [] and f"{DAY5} waits for attempt 3" in early.message
 
-    fixed = make_defs(warehouse, any_lake.url)  # the URL is fixed and the code location reloads
+    fixed = make_defs(duckdb_url, writable_lake.url)  # the URL is fixed and the code location reloads
     third = tick(fixed, instance, early.cursor.to_json(), ended(instance, two) + 2 * BACKOFF_FIRST_SECONDS)
     (request,) = third.run_requests
     assert request.run_key == f"{asked.run_requests[0].run_key}:a2"
-    landed = run(fixed, instance, request)
+    landed = run_request(fixed, instance, request)
     assert landed.success, failures(landed)
 
     assert (
@@ -218,7 +200,7 @@ def test_a_bad_warehouse_url_fixed_afterwards_loads_the_day_once_without_a_tight
         DagsterRunStatus.FAILURE,
         DagsterRunStatus.SUCCESS,
     ]
-    assert_equals_clean_load(warehouse, any_lake.url, tmp_path)
+    assert_equals_clean_load(duckdb_url, writable_lake.url, tmp_path)
 
 
 RUN_IN_CHILD = """
@@ -240,14 +222,12 @@ make_defs(warehouse, lake).resolve_job_def("sparkify_lake_updates").execute_in_p
 """
 
 
-def test_a_run_terminated_halfway_is_asked_again_and_lands(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+def test_a_run_terminated_halfway_is_asked_again_and_lands(local_lake, duckdb_url, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     instance = DagsterInstance.from_config(str(home))  # shared with the run's own process
-    first = first_load_then_day5(lake, warehouse, instance)
-    defs = make_defs(warehouse, lake.url)
+    first = first_load_then_day5(local_lake, duckdb_url, instance)
+    defs = make_defs(duckdb_url, local_lake.url)
     asked = ask_day5(defs, instance, first.cursor.to_json())
     request = asked.run_requests[0]
     payload = {
@@ -257,15 +237,15 @@ def test_a_run_terminated_halfway_is_asked_again_and_lands(tmp_path):
     }
 
     # Another process holds the warehouse's run lock: the run starts and waits for it.
-    with WarehouseResource(url=warehouse).lock(wait=False):
+    with WarehouseResource(url=duckdb_url).lock(wait=False):
         child = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
                 RUN_IN_CHILD,
                 str(ROOT),
-                warehouse,
-                lake.url,
+                duckdb_url,
+                local_lake.url,
                 str(home),
                 json.dumps(payload),
             ],
@@ -291,26 +271,24 @@ def test_a_run_terminated_halfway_is_asked_again_and_lands(tmp_path):
     retry = tick(defs, instance, flying.cursor.to_json(), time.time() + BACKOFF_FIRST_SECONDS + 1)
     (again,) = retry.run_requests
     assert again.run_key == f"{request.run_key}:a1" and "was cancelled" in retry.message
-    landed = run(defs, instance, again)
+    landed = run_request(defs, instance, again)
     assert landed.success, failures(landed)
     assert tick(defs, instance, retry.cursor.to_json(), time.time() + BACKOFF_MAX_SECONDS).run_requests == []
     assert day_runs(instance) == [DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS]
-    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+    assert_equals_clean_load(duckdb_url, local_lake.url, tmp_path)
 
 
-def test_a_day_that_keeps_failing_backs_off_to_half_an_hour_and_says_why(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+def test_a_day_that_keeps_failing_backs_off_to_half_an_hour_and_says_why(local_lake, duckdb_url):
     instance = DagsterInstance.ephemeral()
-    first = first_load_then_day5(lake, warehouse, instance)
-    typo = make_defs(f"duckbd://{tmp_path / 'warehouse.duckdb'}", lake.url)
+    first = first_load_then_day5(local_lake, duckdb_url, instance)
+    typo = make_defs(mistyped(duckdb_url), local_lake.url)
     asked = ask_day5(typo, instance, first.cursor.to_json())
     cursor, request = asked.cursor.to_json(), asked.run_requests[0]
     base = request.run_key
     # Waits after 1, 2, ... failures: 1, 2, 4, 8, 16 minutes, then 30 (the cap), 30.
     expected = [60, 120, 240, 480, 960, 1800, 1800]
     for n, delay in enumerate(expected, start=1):
-        result = run(typo, instance, request)
+        result = run_request(typo, instance, request)
         assert not result.success
         end = ended(instance, result)
         wait = tick(typo, instance, cursor, end + delay - 1)
@@ -324,37 +302,33 @@ def test_a_day_that_keeps_failing_backs_off_to_half_an_hour_and_says_why(tmp_pat
     assert day_runs(instance) == [DagsterRunStatus.FAILURE] * len(expected)
 
 
-def test_a_failed_first_load_is_asked_again_and_covers_every_day(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    put_sample(lake, range(1, 4))
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+def test_a_failed_first_load_is_asked_again_and_covers_every_day(local_lake, duckdb_url, tmp_path):
+    put_sample(local_lake, range(1, 4))
     instance = DagsterInstance.ephemeral()
-    typo = make_defs(f"duckbd://{tmp_path / 'warehouse.duckdb'}", lake.url)
+    typo = make_defs(mistyped(duckdb_url), local_lake.url)
     first = tick(typo, instance, None, time.time())
-    failed = run(typo, instance, first.run_requests[0])
+    failed = run_request(typo, instance, first.run_requests[0])
     assert not failed.success
     # No day is asked for on its own while the first load is being retried: it covers them all.
     waiting = tick(typo, instance, first.cursor.to_json(), time.time())
     assert waiting.run_requests == [] and "the first load (2018-11-01 to 2018-11-03) waits" in waiting.message
-    defs = make_defs(warehouse, lake.url)
+    defs = make_defs(duckdb_url, local_lake.url)
     retry = tick(defs, instance, waiting.cursor.to_json(), ended(instance, failed) + BACKOFF_FIRST_SECONDS)
     (again,) = retry.run_requests
     assert again.partition_key is None and again.tags["dagster/asset_partition_range_end"] == "2018-11-03"
-    assert run(defs, instance, again).success
+    assert run_request(defs, instance, again).success
     done = tick(defs, instance, retry.cursor.to_json(), time.time() + BACKOFF_MAX_SECONDS)
     assert done.run_requests == [] and "first_load" not in done.cursor.to_json()
-    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+    assert_equals_clean_load(duckdb_url, local_lake.url, tmp_path)
 
 
-def test_a_failed_catalog_run_is_asked_again_and_lands(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+def test_a_failed_catalog_run_is_asked_again_and_lands(local_lake, duckdb_url, tmp_path):
     instance = DagsterInstance.ephemeral()
-    first = first_load_then_day5(lake, warehouse, instance)
-    day5 = ask_day5(make_defs(warehouse, lake.url), instance, first.cursor.to_json()).run_requests[0]
-    assert run(make_defs(warehouse, lake.url), instance, day5).success
-    lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
-    typo = make_defs(f"duckbd://{tmp_path / 'warehouse.duckdb'}", lake.url)
+    first = first_load_then_day5(local_lake, duckdb_url, instance)
+    day5 = ask_day5(make_defs(duckdb_url, local_lake.url), instance, first.cursor.to_json()).run_requests[0]
+    assert run_request(make_defs(duckdb_url, local_lake.url), instance, day5).success
+    local_lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
+    typo = make_defs(mistyped(duckdb_url), local_lake.url)
 
     def song_tick(defs, cursor, now):
         days = partition_days(loaded_partitions(defs))
@@ -368,19 +342,19 @@ def test_a_failed_catalog_run_is_asked_again_and_lands(tmp_path):
     # The song sensor's cursor as its first evaluation left it, before the new song file.
     start = SongCursor(fingerprint(open_resource(typo, "lake").song_files()[:-1]), 1).to_json()
     asked = song_tick(typo, start, time.time())
-    failed = run(typo, instance, asked.run_request)
+    failed = run_request(typo, instance, asked.run_request)
     assert not failed.success
     waiting = song_tick(typo, asked.cursor.to_json(), ended(instance, failed) + BACKOFF_FIRST_SECONDS - 1)
     assert waiting.run_request is None
     assert f"run {failed.run_id[:8]} failed: Unknown warehouse URL scheme duckbd://" in waiting.message
-    defs = make_defs(warehouse, lake.url)
+    defs = make_defs(duckdb_url, local_lake.url)
     retry = song_tick(defs, waiting.cursor.to_json(), ended(instance, failed) + BACKOFF_FIRST_SECONDS)
     assert retry.run_request.run_key == f"{asked.run_request.run_key}:a1"
     assert "songplays" in {k.to_user_string() for k in retry.run_request.asset_selection}
-    landed = run(defs, instance, retry.run_request)
+    landed = run_request(defs, instance, retry.run_request)
     assert landed.success, failures(landed)
     done = song_tick(defs, retry.cursor.to_json(), time.time() + BACKOFF_MAX_SECONDS)
     assert done.run_request is None and "pending" not in done.cursor.to_json()
     # The new song matches a play of day 5, staged before the catalog changed.
-    assert ("69", "SOSENSORTEST000001") in rows(warehouse, "songplays", ["user_id", "song_id"])
-    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+    assert ("69", "SOSENSORTEST000001") in rows(duckdb_url, "songplays", ["user_id", "song_id"])
+    assert_equals_clean_load(duckdb_url, local_lake.url, tmp_path)

@@ -9,13 +9,12 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
 from dagster import DagsterInstance, DefaultSensorStatus, build_sensor_context
 
 from sparkify_assets.assets.analytics import ANALYTICS_TABLES
 from sparkify_assets.resources.lake import sample_lake_path
 from sparkify_assets.runner import QUIET, failures
-from sparkify_assets.sensors import sparkify_log_sensor, sparkify_song_sensor
+from sparkify_assets.sensors import sparkify_lake_updates, sparkify_log_sensor, sparkify_song_sensor
 from sparkify_assets_tests.helpers import count, load, make_defs, rows
 
 SAMPLE = sample_lake_path()
@@ -71,46 +70,6 @@ def log_key(day: int) -> str:
     return f"log_data/2018/11/2018-11-{day:02d}-events.json"
 
 
-class LocalTestLake:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = str(root)
-
-    def put(self, key: str, body: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-
-    def delete(self, key: str) -> None:
-        (self.root / key).unlink()
-
-
-class S3TestLake:
-    def __init__(self, bucket: str, prefix: str) -> None:
-        import boto3
-
-        self.client = boto3.client("s3")
-        self.client.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
-        )
-        self.bucket, self.prefix = bucket, prefix
-        self.url = f"s3://{bucket}/{prefix}"
-
-    def put(self, key: str, body: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=body)
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
-
-
-@pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path):
-    if request.param == "s3":
-        request.getfixturevalue("aws_env")
-        return S3TestLake(f"sparkify-{uuid.uuid4().hex[:10]}", "lake")
-    return LocalTestLake(tmp_path / "lake")
-
-
 def put_sample(lake, days: range) -> None:
     for path in sorted((SAMPLE / "song_data").rglob("*.json")):
         lake.put(path.relative_to(SAMPLE).as_posix(), path.read_bytes())
@@ -125,9 +84,9 @@ def evaluate(defs, sensor_def, instance: DagsterInstance, cursor: str | None):
         return sensor_def.evaluate_tick(context)
 
 
-def execute(defs, sensor_def, instance: DagsterInstance, request) -> set[tuple[str, str | None]]:
-    """Run what a RunRequest asks for, as the daemon would; returns (asset, partition) materialized."""
-    result = defs.resolve_job_def(sensor_def.job_name).execute_in_process(
+def run_request(defs, instance: DagsterInstance, request, job_name: str = sparkify_lake_updates.name):
+    """Carry out a RunRequest as the daemon would (its tags on the run); may fail."""
+    return defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         partition_key=request.partition_key,
         tags=request.tags,
@@ -135,6 +94,11 @@ def execute(defs, sensor_def, instance: DagsterInstance, request) -> set[tuple[s
         run_config=QUIET,
         raise_on_error=False,
     )
+
+
+def execute(defs, sensor_def, instance: DagsterInstance, request) -> set[tuple[str, str | None]]:
+    """Run what a RunRequest asks for, as the daemon would; returns (asset, partition) materialized."""
+    result = run_request(defs, instance, request, sensor_def.job_name)
     assert result.success, failures(result)
     return {(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()}
 
@@ -147,10 +111,9 @@ def assert_equals_clean_load(warehouse_url: str, lake_url: str, tmp_path: Path) 
         assert rows(warehouse_url, table, columns) == rows(clean, table, columns), table
 
 
-def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
-    put_sample(lake, range(1, 11))
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
-    defs = make_defs(warehouse, lake.url)
+def test_sensors_load_new_and_changed_days_once(writable_lake, duckdb_url, tmp_path):
+    put_sample(writable_lake, range(1, 11))
+    defs = make_defs(duckdb_url, writable_lake.url)
     instance = DagsterInstance.ephemeral()
 
     # First evaluations: one run loads everything (ten days and the catalog); the song sensor,
@@ -171,14 +134,14 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     assert {asset for asset, _ in done} == {*CORE_TABLES, *ANALYTICS}
     assert {p for asset, p in done if asset == "staging_events"} == {f"2018-11-{d:02d}" for d in range(1, 11)}
     execute(defs, sparkify_song_sensor, instance, first_songs)
-    assert count(warehouse, "staging_events") == sum(SAMPLE_EVENTS[d] for d in range(1, 11)) == 1882
-    assert count(warehouse, "staging_songs") == 71
+    assert count(duckdb_url, "staging_events") == sum(SAMPLE_EVENTS[d] for d in range(1, 11)) == 1882
+    assert count(duckdb_url, "staging_songs") == 71
 
     # Day 11 arrives, day 3 is re-uploaded with one more play, and a new song matches a day-5 play.
-    lake.put(log_key(11), (SAMPLE / log_key(11)).read_bytes())
+    writable_lake.put(log_key(11), (SAMPLE / log_key(11)).read_bytes())
     day3 = (SAMPLE / log_key(3)).read_bytes().rstrip(b"\n") + b"\n" + json.dumps(EXTRA_EVENT).encode() + b"\n"
-    lake.put(log_key(3), day3)
-    lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
+    writable_lake.put(log_key(3), day3)
+    writable_lake.put(NEW_SONG_KEY, json.dumps(NEW_SONG).encode())
 
     # The partitions are the lake's days when the code location loaded: day 3 reloads at once,
     # day 11 waits (and says so) until the code location reloads, which makes it a partition.
@@ -186,7 +149,7 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     assert [(r.partition_key, r.tags["sparkify/reason"]) for r in before_reload.run_requests] == [
         ("2018-11-03", "changed")
     ]
-    defs = make_defs(warehouse, lake.url)  # the code location reloads
+    defs = make_defs(duckdb_url, writable_lake.url)  # the code location reloads
     logs2 = evaluate(defs, sparkify_log_sensor, instance, logs.cursor)
     assert sorted((r.partition_key, r.tags["sparkify/reason"]) for r in logs2.run_requests) == [
         ("2018-11-03", "changed"),
@@ -211,15 +174,15 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
         }
     execute(defs, sparkify_song_sensor, instance, songs2.run_requests[0])
 
-    assert count(warehouse, "staging_events") == 1882 + 1 + SAMPLE_EVENTS[11]
-    assert count(warehouse, "staging_events", "source_date = DATE '2018-11-03'") == SAMPLE_EVENTS[3] + 1
+    assert count(duckdb_url, "staging_events") == 1882 + 1 + SAMPLE_EVENTS[11]
+    assert count(duckdb_url, "staging_events", "source_date = DATE '2018-11-03'") == SAMPLE_EVENTS[3] + 1
     assert ("999", "Sensor", "Tester", "F", "free") in rows(
-        warehouse, "users", ["user_id", "first_name", "last_name", "gender", "level"]
+        duckdb_url, "users", ["user_id", "first_name", "last_name", "gender", "level"]
     )
-    plays = rows(warehouse, "songplays", ["start_time", "user_id", "session_id", "song_id"])
+    plays = rows(duckdb_url, "songplays", ["start_time", "user_id", "session_id", "song_id"])
     assert (dt.datetime(2018, 11, 3, 12, 0), "999", 9999, "SOZCTXZ12AB0182364") in plays
     assert (dt.datetime(2018, 11, 5, 0, 33, 12, 796000), "69", 256, "SOSENSORTEST000001") in plays
-    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+    assert_equals_clean_load(duckdb_url, writable_lake.url, tmp_path)
 
     # Nothing changed: nothing to do.
     logs3 = evaluate(defs, sparkify_log_sensor, instance, logs2.cursor)
@@ -228,23 +191,21 @@ def test_sensors_load_new_and_changed_days_once(lake, tmp_path):
     assert logs3.skip_message and songs3.skip_message
 
 
-def test_a_deleted_day_is_reloaded_empty(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    put_sample(lake, range(1, 6))
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
-    defs = make_defs(warehouse, lake.url)
+def test_a_deleted_day_is_reloaded_empty(local_lake, duckdb_url, tmp_path):
+    put_sample(local_lake, range(1, 6))
+    defs = make_defs(duckdb_url, local_lake.url)
     instance = DagsterInstance.ephemeral()
     first = evaluate(defs, sparkify_log_sensor, instance, None)
     execute(defs, sparkify_log_sensor, instance, first.run_requests[0])  # loads the catalog too
 
-    lake.delete(log_key(4))
+    local_lake.delete(log_key(4))
     second = evaluate(defs, sparkify_log_sensor, instance, first.cursor)
     assert [(r.partition_key, r.tags["sparkify/reason"]) for r in second.run_requests] == [
         ("2018-11-04", "deleted")
     ]
     execute(defs, sparkify_log_sensor, instance, second.run_requests[0])
-    assert count(warehouse, "staging_events") == 15 + 171 + 111 + 408
-    assert_equals_clean_load(warehouse, lake.url, tmp_path)
+    assert count(duckdb_url, "staging_events") == 15 + 171 + 111 + 408
+    assert_equals_clean_load(duckdb_url, local_lake.url, tmp_path)
     assert evaluate(defs, sparkify_log_sensor, instance, second.cursor).run_requests == []
 
 
@@ -260,11 +221,9 @@ def test_sensors_read_only_the_lake_and_run_by_default():
     assert not Path("/nowhere/never-opened.duckdb").exists()
 
 
-def test_song_sensor_with_no_log_files_only_stages_the_catalog(tmp_path):
-    lake = LocalTestLake(tmp_path / "lake")
-    put_sample(lake, range(0))
-    warehouse = f"duckdb://{tmp_path / 'warehouse.duckdb'}"
-    defs = make_defs(warehouse, lake.url)
+def test_song_sensor_with_no_log_files_only_stages_the_catalog(local_lake, duckdb_url):
+    put_sample(local_lake, range(0))
+    defs = make_defs(duckdb_url, local_lake.url)
     instance = DagsterInstance.ephemeral()
     assert evaluate(defs, sparkify_log_sensor, instance, None).run_requests == []
     songs = evaluate(defs, sparkify_song_sensor, instance, None)
@@ -273,4 +232,4 @@ def test_song_sensor_with_no_log_files_only_stages_the_catalog(tmp_path):
         ("songs", None),
         ("artists", None),
     }
-    assert (count(warehouse, "songs"), count(warehouse, "artists")) == (71, 69)
+    assert (count(duckdb_url, "songs"), count(duckdb_url, "artists")) == (71, 69)

@@ -12,7 +12,8 @@ from sparkify_assets.partitions import LIVE_LAKE_DAYS, lake_partitions, loaded_p
 from sparkify_assets.resources.lake import sample_lake_path
 from sparkify_assets.sensors import sparkify_log_sensor
 from sparkify_assets_tests.helpers import make_defs
-from sparkify_assets_tests.test_sensors import LocalTestLake, evaluate
+from sparkify_assets_tests.lake_support import LocalTestLake
+from sparkify_assets_tests.test_sensors import evaluate
 
 SAMPLE = sample_lake_path()
 
