@@ -268,7 +268,7 @@ def test_ties_without_line_numbers_fall_back_to_the_values(request, tmp_path, ba
                 tx.execute(f"INSERT INTO {table} SELECT * FROM tie ORDER BY {column} {order}")
                 tx.execute("DROP TABLE tie")
             tx.execute("DELETE FROM users")
-            tx.sql(f"INSERT INTO users {tables.USERS.transform_sql()}")
+            tx.execute_shared(f"INSERT INTO users {tables.USERS.transform_sql()}")
 
         wh.run(restore)
         users = sorted(wh.query("SELECT user_id, first_name, last_name, gender, level FROM users"))

@@ -105,13 +105,13 @@ def refresh(tx: Session, table: Table, days: tuple[date, date] | None, fresh: bo
     staged_files = len(tx.query(_STAGED))
     if fresh or len(keys) >= staged_files:
         tx.execute(f"DELETE FROM {table.name}")
-        tx.sql(insert, [None])
+        tx.execute_shared(insert, [None])
         _record(tx, None)
         return {"refreshed_from": "a full rebuild"}
     if bound is not None:
         since = _EPOCH + dt.timedelta(milliseconds=bound)
         tx.execute(f"DELETE FROM {table.name} WHERE converted_at >= ?", [since])
-        tx.sql(insert, [bound])
+        tx.execute_shared(insert, [bound])
     _name_from_users(tx, table)
     _record(tx, keys)
     return {"refreshed_from": f"ts {bound}" if bound is not None else "no change", "files_changed": len(keys)}

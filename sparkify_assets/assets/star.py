@@ -69,7 +69,7 @@ def rebuild(
             fill(tx)
         else:
             tx.execute(f"DELETE FROM {table.name}")
-            tx.sql(insert_sql(table, table.transform_sql()))
+            tx.execute_shared(insert_sql(table, table.transform_sql()))
         return report(tx)
 
     return warehouse.open().run(work)
@@ -113,7 +113,7 @@ def refresh_time(context: AssetExecutionContext, warehouse: WarehouseResource) -
         before = tx.scalar(f"SELECT COUNT(*) FROM {TIME.name}")
         tx.execute(TIME_ORPHANS)
         kept = tx.scalar(f"SELECT COUNT(*) FROM {TIME.name}")
-        tx.sql(insert_sql(TIME, TIME.transform_sql().format(partition_filter=TIME_MISSING)))
+        tx.execute_shared(insert_sql(TIME, TIME.transform_sql().format(partition_filter=TIME_MISSING)))
         rows = tx.scalar(f"SELECT COUNT(*) FROM {TIME.name}")
         meta = materialization_metadata(tx, TIME, rows)
         meta.update(rows_deleted=before - kept, rows_added=rows - kept)
@@ -179,7 +179,7 @@ def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     def work(tx: Session) -> tuple[dict[str, int], int, dict, list[AssetCheckResult]]:
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
-        tx.sql(insert_sql(SONGPLAYS, select))
+        tx.execute_shared(insert_sql(SONGPLAYS, select))
         rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
         matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
         per_day = partition_row_counts(tx, SONGPLAYS, first, last)

@@ -112,7 +112,7 @@ class Session(ABC):
         """Roll back the failed transaction, then run a diagnostic query; None if that fails too."""
         return None
 
-    def sql(self, sql: str, params: Params = ()) -> None:
+    def execute_shared(self, sql: str, params: Params = ()) -> None:
         """`execute` of shared SQL text, rewritten for this backend first (dialect.render)."""
         self.execute(dialect.render(sql, self.dialect), params)
 
