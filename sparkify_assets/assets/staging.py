@@ -29,10 +29,12 @@ from dagster import (
 
 from sparkify_assets import progress, redshift
 from sparkify_assets.assets.lake import LOG_DATA, SONG_DATA
-from sparkify_assets.assets.table_asset import table_asset
+from sparkify_assets.assets.table_asset import single_asset, table_spec
 from sparkify_assets.checks import (
+    CHECKS,
     audit,
     audit_or_publish,
+    check_specs,
     run_scope,
     whole_file_rejects_sql,
 )
@@ -209,16 +211,15 @@ LoadStep = Callable[[AssetExecutionContext, WarehouseResource, LakeResource], Ma
 
 
 def _staging_asset(table: Table, source: str, lake_folder: AssetKey, **kwargs):
-    """A staging table's asset (`table_asset`) whose body is the decorated load step, audited
+    """A staging table's asset (`single_asset`) whose body is the decorated load step, audited
     before commit (`audit_or_publish`)."""
 
     def decorate(step: LoadStep):
-        @table_asset(
-            table,
-            group="staging",
-            tags=layer_tags("staging", source),
-            deps=[lake_folder],
-            kinds=KINDS,
+        @single_asset(
+            table_spec(
+                table, group="staging", tags=layer_tags("staging", source), deps=[lake_folder], kinds=KINDS
+            ),
+            check_specs(CHECKS[table.name]),
             **kwargs,
         )
         def _asset(

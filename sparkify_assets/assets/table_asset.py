@@ -3,7 +3,7 @@ analytics): its spec from the table's declaration, and the one-asset multi_asset
 
 from dagster import AssetCheckSpec, AssetDep, AssetKey, AssetSpec, BackfillPolicy, multi_asset
 
-from sparkify_assets.checks import CHECKS, POOL, check_specs
+from sparkify_assets.checks import POOL
 from sparkify_assets.metadata import ENGINEERING_OWNERS, definition_metadata
 from sparkify_assets.tables import Table
 
@@ -42,18 +42,3 @@ def single_asset(spec: AssetSpec, checks: list[AssetCheckSpec], **kwargs):
         pool=POOL,
         **kwargs,
     )
-
-
-def table_asset(
-    table: Table,
-    *,
-    group: str,
-    tags: dict[str, str],
-    deps: list[AssetKey | AssetDep],
-    kinds: set[str],
-    metadata: dict | None = None,
-    **kwargs,
-):
-    """`single_asset` for `table`, with the checks declared for it (checks.CHECKS)."""
-    spec = table_spec(table, group=group, tags=tags, deps=deps, kinds=kinds, metadata=metadata)
-    return single_asset(spec, check_specs(CHECKS[table.name]), **kwargs)
