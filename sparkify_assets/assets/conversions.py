@@ -59,9 +59,9 @@ def _first_ts(tx: Session, keys: Sequence[str]) -> dict[str, int]:
     return {key: ts for key, ts in rows if ts is not None}
 
 
-def _record(tx: Session, keys: Sequence[str] | None) -> None:
+def _record(tx: Session, staged_now: list[tuple], keys: Sequence[str] | None) -> None:
     """Write the sources of these files (None: of every file) as they are staged now."""
-    staged = [r for r in tx.query(_STAGED) if keys is None or r[0] in keys]
+    staged = [r for r in staged_now if keys is None or r[0] in keys]
     if keys is None:
         tx.execute(f"DELETE FROM {SOURCES.name}")
         firsts = dict(tx.query(f"SELECT source_key, MIN(ts) FROM {STAGING_EVENTS.name} GROUP BY source_key"))
@@ -76,13 +76,15 @@ def _record(tx: Session, keys: Sequence[str] | None) -> None:
         )
 
 
-def changed_bound(tx: Session, days: tuple[date, date] | None) -> tuple[list[str], int | None]:
-    """The files changed since the answer's last build, and the least ts they held then or hold
-    now (None when none of them holds an event)."""
+def changed_bound(
+    tx: Session, staged_now: list[tuple], days: tuple[date, date] | None
+) -> tuple[list[str], int | None]:
+    """The files changed since the answer's last build (`staged_now`: the _STAGED rows), and the
+    least ts they held then or hold now (None when none of them holds an event)."""
     recorded = {
         r[0]: r[1:] for r in tx.query(f"SELECT {', '.join(SOURCES.column_names)} FROM {SOURCES.name}")
     }
-    staged = {r[0]: r[1:] for r in tx.query(_STAGED)}
+    staged = {r[0]: r[1:] for r in staged_now}
 
     def changed(key: str) -> bool:
         was, now = recorded.get(key), staged.get(key)
@@ -101,19 +103,19 @@ def refresh(tx: Session, table: Table, days: tuple[date, date] | None, fresh: bo
     """Bring the answer `table` to its SQL's result, recomputing only from the earliest changed
     ts unless `fresh` (its table or its sources are new) or every staged file changed."""
     insert = insert_sql(table, table.transform_sql())
-    keys, bound = ([], None) if fresh else changed_bound(tx, days)
-    staged_files = len(tx.query(_STAGED))
-    if fresh or len(keys) >= staged_files:
+    staged_now = tx.query(_STAGED)
+    keys, bound = ([], None) if fresh else changed_bound(tx, staged_now, days)
+    if fresh or len(keys) >= len(staged_now):
         tx.execute(f"DELETE FROM {table.name}")
         tx.execute_shared(insert, [None])
-        _record(tx, None)
+        _record(tx, staged_now, None)
         return {"refreshed_from": "a full rebuild"}
     if bound is not None:
         since = _EPOCH + dt.timedelta(milliseconds=bound)
         tx.execute(f"DELETE FROM {table.name} WHERE converted_at >= ?", [since])
         tx.execute_shared(insert, [bound])
     _name_from_users(tx, table)
-    _record(tx, keys)
+    _record(tx, staged_now, keys)
     return {"refreshed_from": f"ts {bound}" if bound is not None else "no change", "files_changed": len(keys)}
 
 
