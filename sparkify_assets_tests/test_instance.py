@@ -129,7 +129,8 @@ def _lake_seen(cursor: str) -> tuple:
 
 
 def _ticked_since(name: str, since: float):
-    return [t for t in _sensor(name)[1] if t.timestamp > since]
+    # Only finished ticks: a tick is stored as STARTED before its evaluation ends.
+    return [t for t in _sensor(name)[1] if t.timestamp > since and t.status.value != "STARTED"]
 
 
 def _all_done(expected: int):
