@@ -163,6 +163,9 @@ class Analysis:
     # A one-line answer shown at the top of the asset's metadata; None when there are no rows.
     headline: Callable[[list[dict]], str]
     chart: Chart | None = None
+    # How the answer's rows are written when not by a whole rebuild: given the run's days and a
+    # dict to report into, the fill of its transaction (its own `ensure` included).
+    refresh: Callable[[tuple[dt.date, dt.date] | None, dict], Callable[[Session], None]] | None = None
 
     @property
     def short_name(self) -> str:
@@ -178,6 +181,18 @@ def _days_caption(days: list) -> str:
 
 def _first(rows: list[dict], text: Callable[[dict], str]) -> str:
     return text(rows[0]) if rows else "no rows"
+
+
+def _refresh_conversions(days: tuple[dt.date, dt.date] | None, refreshed: dict) -> Callable[[Session], None]:
+    """free_to_paid's rows written from the earliest event the run's changes could reach
+    (conversions.py), the answer that a whole-history rebuild made cost most of a daily run."""
+
+    def fill(tx: Session) -> None:
+        fresh = not tx.live_columns(FREE_TO_PAID.name) or not tx.live_columns(conversions.SOURCES.name)
+        tx.ensure(FREE_TO_PAID, conversions.SOURCES)
+        refreshed.update(conversions.refresh(tx, FREE_TO_PAID, days, fresh))
+
+    return fill
 
 
 ANALYSES: tuple[Analysis, ...] = (
@@ -250,6 +265,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "converted_at, user_id",
         "users",
         lambda r: f"{len(r)} conversions by {len({t['user_id'] for t in r})} users",
+        refresh=_refresh_conversions,
     ),
 )
 
@@ -338,18 +354,6 @@ def result_markdown(columns: Sequence[str], shown: Sequence[tuple[str, ...]]) ->
     return markdown_table([columns[i] for i in order], [tuple(row[i] for i in order) for row in cells])
 
 
-def _refresh_conversions(days: tuple[dt.date, dt.date] | None, refreshed: dict) -> Callable[[Session], None]:
-    """free_to_paid's rows written from the earliest event the run's changes could reach
-    (conversions.py), the answer that a whole-history rebuild made cost most of a daily run."""
-
-    def fill(tx: Session) -> None:
-        fresh = not tx.live_columns(FREE_TO_PAID.name) or not tx.live_columns(conversions.SOURCES.name)
-        tx.ensure(FREE_TO_PAID, conversions.SOURCES)
-        refreshed.update(conversions.refresh(tx, FREE_TO_PAID, days, fresh))
-
-    return fill
-
-
 def _rebuild(
     warehouse: WarehouseResource,
     analysis: Analysis,
@@ -369,9 +373,8 @@ def _rebuild(
         return meta, audit_answer(tx, Answer(columns, rows))
 
     # The answer's own table only: the core `ensure` knows only the core tables.
-    if table is FREE_TO_PAID:
-        fill = _refresh_conversions(days, refreshed)
-        meta, results = star.rebuild(warehouse, table, (), report, fill)
+    if analysis.refresh is not None:
+        meta, results = star.rebuild(warehouse, table, (), report, analysis.refresh(days, refreshed))
     else:
         meta, results = star.rebuild(warehouse, table, (table,), report)
     lineage = column_lineage(table)

@@ -66,14 +66,21 @@ def _record(tx: Session, staged_now: list[tuple], keys: Sequence[str] | None) ->
         tx.execute(f"DELETE FROM {SOURCES.name}")
         firsts = dict(tx.query(f"SELECT source_key, MIN(ts) FROM {STAGING_EVENTS.name} GROUP BY source_key"))
     else:
-        for key in keys:
-            tx.execute(f"DELETE FROM {SOURCES.name} WHERE source_key = ?", [key])
+        for chunk in _chunks(list(keys)):
+            tx.execute(f"DELETE FROM {SOURCES.name} WHERE source_key IN ({_placeholders(chunk)})", chunk)
         firsts = _first_ts(tx, [r[0] for r in staged])
-    for key, day, version, rows in staged:
+    # Multi-row INSERTs, not one statement per file: a year of days is 365 round trips on a server.
+    rows = [(key, day, version, count, firsts.get(key)) for key, day, version, count in staged]
+    for chunk in _chunks(rows):
+        marks = ", ".join(f"({_placeholders(row)})" for row in chunk)
         tx.execute(
-            f"INSERT INTO {SOURCES.name} ({', '.join(SOURCES.column_names)}) VALUES (?, ?, ?, ?, ?)",
-            [key, day, version, rows, firsts.get(key)],
+            f"INSERT INTO {SOURCES.name} ({', '.join(SOURCES.column_names)}) VALUES {marks}",
+            [value for row in chunk for value in row],
         )
+
+
+def _chunks(items: list, size: int = 500) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def changed_bound(
