@@ -6,7 +6,9 @@
 -- Distinct listeners are counted only for the contenders, the songs with at least the
 -- 10th-highest play count (any other has ten songs ahead of it), as for analytics_top_artists:
 -- counting them for every song was most of a daily run's time (benchmarks/README.md). A NULL
--- title or artist is a value of its own, as in GROUP BY.
+-- title or artist is a value of its own, as in GROUP BY. The contenders filter the events by
+-- EXISTS, not a join: PostgreSQL cannot estimate `plays >= cutoff` (it guesses a third of the
+-- songs, not ~10) and merge-joined on a disk sort; a semi-join hashes the few contenders.
 WITH song_plays AS (
     SELECT song, artist, COUNT(*) AS plays
     FROM staging_events
@@ -22,13 +24,14 @@ contenders AS (
     SELECT s.song, s.artist, s.plays FROM song_plays s JOIN cutoff c ON s.plays >= c.plays
 ),
 per_song AS (
-    SELECT k.song AS title, k.artist AS artist_name, k.plays, COUNT(DISTINCT e.user_id) AS listeners
-    FROM contenders k
-    JOIN staging_events e
-        ON e.page = 'NextSong'
-        AND COALESCE(e.song, '') = COALESCE(k.song, '') AND (e.song IS NULL) = (k.song IS NULL)
-        AND COALESCE(e.artist, '') = COALESCE(k.artist, '') AND (e.artist IS NULL) = (k.artist IS NULL)
-    GROUP BY k.song, k.artist, k.plays
+    SELECT e.song AS title, e.artist AS artist_name, COUNT(*) AS plays, COUNT(DISTINCT e.user_id) AS listeners
+    FROM staging_events e
+    WHERE e.page = 'NextSong' AND EXISTS (
+        SELECT 1 FROM contenders k
+        WHERE COALESCE(e.song, '') = COALESCE(k.song, '') AND (e.song IS NULL) = (k.song IS NULL)
+            AND COALESCE(e.artist, '') = COALESCE(k.artist, '') AND (e.artist IS NULL) = (k.artist IS NULL)
+    )
+    GROUP BY e.song, e.artist
 )
 SELECT song_rank, title, artist_name, plays, listeners
 FROM (
