@@ -3,7 +3,8 @@
 -- Ties: more distinct listeners first, then the artist name in the warehouse's string order.
 -- Distinct listeners and songs are counted only for the contenders, the artists with at least the
 -- 10th-highest play count (any other has ten artists ahead of it); the NULL artist is a group of
--- its own, as in GROUP BY.
+-- its own, as in GROUP BY. The contenders filter the events by EXISTS, not a join: PostgreSQL
+-- cannot estimate `plays >= cutoff` and merge-joined on a disk sort; a semi-join hashes them.
 WITH artist_plays AS (
     SELECT artist, COUNT(*) AS plays
     FROM staging_events
@@ -20,15 +21,16 @@ contenders AS (
 ),
 per_artist AS (
     SELECT
-        k.artist AS artist_name,
-        k.plays,
+        e.artist AS artist_name,
+        COUNT(*) AS plays,
         COUNT(DISTINCT e.user_id) AS listeners,
         COUNT(DISTINCT e.song) AS songs
-    FROM contenders k
-    JOIN staging_events e
-        ON e.page = 'NextSong'
-        AND COALESCE(e.artist, '') = COALESCE(k.artist, '') AND (e.artist IS NULL) = (k.artist IS NULL)
-    GROUP BY k.artist, k.plays
+    FROM staging_events e
+    WHERE e.page = 'NextSong' AND EXISTS (
+        SELECT 1 FROM contenders k
+        WHERE COALESCE(e.artist, '') = COALESCE(k.artist, '') AND (e.artist IS NULL) = (k.artist IS NULL)
+    )
+    GROUP BY e.artist
 )
 SELECT artist_rank, artist_name, plays, listeners, songs
 FROM (
