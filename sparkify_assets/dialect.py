@@ -10,11 +10,29 @@ psycopg2's `%s` for PostgreSQL and Redshift.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _EPOCH_MS = re.compile(r"epoch_ms\(([A-Za-z_][A-Za-z_0-9.]*)\)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_0-9]{0,62}$")
 # A quoted literal, a quoted identifier or a line comment (where `?` is text), else `?` or `%`.
 _PLACEHOLDER_OR_PERCENT = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*)|(\?)|(%)""")
+
+
+# Bind parameters per statement at most: a long IN list is cut into statements of this many.
+BATCH = 500
+
+
+def placeholders(values: Sequence) -> str:
+    """One `?` per value, comma-separated: an IN list or a VALUES row."""
+    return ", ".join("?" for _ in values)
+
+
+def batches(items: Sequence[T], size: int = BATCH) -> list[Sequence[T]]:
+    """`items` cut into runs of at most `size`, for statements that bind one value per item."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def render(sql: str, dialect: str) -> str:

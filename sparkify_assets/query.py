@@ -14,6 +14,7 @@ import argparse
 import decimal
 from collections.abc import Sequence
 
+from sparkify_assets.dialect import placeholders
 from sparkify_assets.errors import UsageError
 from sparkify_assets.resources.warehouse import Warehouse, WarehouseError
 
@@ -48,9 +49,9 @@ def loaded_tables(warehouse: Warehouse, names: Sequence[str]) -> set[str]:
     file); NothingLoaded when none does."""
     if not warehouse.exists():
         raise NothingLoaded(warehouse)
-    placeholders = ", ".join("?" for _ in names)
     _, found = warehouse.read_only_query(
-        f"SELECT table_name FROM information_schema.tables WHERE table_name IN ({placeholders})", list(names)
+        f"SELECT table_name FROM information_schema.tables WHERE table_name IN ({placeholders(names)})",
+        list(names),
     )
     present = {row[0] for row in found}
     if not present:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from sparkify_assets.assets.star import insert_sql
+from sparkify_assets.dialect import batches, placeholders
 from sparkify_assets.resources.warehouse import Session
 from sparkify_assets.tables import STAGING_EVENTS, STAGING_FILES, Column, Table
 
@@ -41,15 +42,11 @@ _STAGED = (
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-def _placeholders(values: Sequence) -> str:
-    return ", ".join("?" for _ in values)
-
-
 def _first_ts(tx: Session, keys: Sequence[str]) -> dict[str, int]:
     """The least staged ts of each of these files, by a scan of their days' rows only."""
     if not keys:
         return {}
-    marks = _placeholders(keys)
+    marks = placeholders(keys)
     rows = tx.query(
         f"SELECT source_key, MIN(ts) FROM {STAGING_EVENTS.name} WHERE source_date IN "
         f"(SELECT source_date FROM {STAGING_FILES.name} WHERE source_key IN ({marks})) "
@@ -66,21 +63,17 @@ def _record(tx: Session, staged_now: list[tuple], keys: Sequence[str] | None) ->
         tx.execute(f"DELETE FROM {SOURCES.name}")
         firsts = dict(tx.query(f"SELECT source_key, MIN(ts) FROM {STAGING_EVENTS.name} GROUP BY source_key"))
     else:
-        for chunk in _chunks(list(keys)):
-            tx.execute(f"DELETE FROM {SOURCES.name} WHERE source_key IN ({_placeholders(chunk)})", chunk)
+        for chunk in batches(list(keys)):
+            tx.execute(f"DELETE FROM {SOURCES.name} WHERE source_key IN ({placeholders(chunk)})", chunk)
         firsts = _first_ts(tx, [r[0] for r in staged])
     # Multi-row INSERTs, not one statement per file: a year of days is 365 round trips on a server.
     rows = [(key, day, version, count, firsts.get(key)) for key, day, version, count in staged]
-    for chunk in _chunks(rows):
-        marks = ", ".join(f"({_placeholders(row)})" for row in chunk)
+    for chunk in batches(rows):
+        marks = ", ".join(f"({placeholders(row)})" for row in chunk)
         tx.execute(
             f"INSERT INTO {SOURCES.name} ({', '.join(SOURCES.column_names)}) VALUES {marks}",
             [value for row in chunk for value in row],
         )
-
-
-def _chunks(items: list, size: int = 500) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def changed_bound(

@@ -38,6 +38,7 @@ from sparkify_assets.checks import (
     run_scope,
     whole_file_rejects_sql,
 )
+from sparkify_assets.dialect import batches, placeholders
 from sparkify_assets.env_settings import parse_workers
 from sparkify_assets.failures import one_line_failure
 from sparkify_assets.lake_versions import LAKE_VERSION, day_versions
@@ -308,8 +309,7 @@ def _log_not_loaded(context: AssetExecutionContext, area: str, inventory: Invent
         )
 
 
-# Keys per DELETE … IN (…) statement; above STALE_SHARE of the loaded files, a full restage.
-DELETE_CHUNK = 500
+# Above STALE_SHARE of the loaded files, a full restage (DELETE … IN (…) per dialect.BATCH keys else).
 STALE_SHARE = 0.5
 
 
@@ -366,9 +366,8 @@ def _drop_stale_songs(tx: Session, changes: SongChanges, files: list[LakeFile]) 
             tx.execute(f"DELETE FROM {t.name} WHERE target_table = '{table.name}'")
         return files
     stale = changes.stale_keys
-    for i in range(0, len(stale), DELETE_CHUNK):
-        chunk = stale[i : i + DELETE_CHUNK]
-        keys = ", ".join("?" for _ in chunk)
+    for chunk in batches(stale):
+        keys = placeholders(chunk)
         tx.execute(f"DELETE FROM {table.name} WHERE source_key IN ({keys})", chunk)
         for t in (STAGING_REJECTS, STAGING_FILES):
             tx.execute(
