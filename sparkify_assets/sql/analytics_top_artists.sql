@@ -17,7 +17,7 @@ cutoff AS (
     WHERE place <= 10
 ),
 contenders AS (
-    SELECT a.artist, a.plays FROM artist_plays a JOIN cutoff c ON a.plays >= c.plays
+    SELECT a.artist FROM artist_plays a JOIN cutoff c ON a.plays >= c.plays
 ),
 per_artist AS (
     SELECT

@@ -21,7 +21,7 @@ cutoff AS (
     WHERE place <= 10
 ),
 contenders AS (
-    SELECT s.song, s.artist, s.plays FROM song_plays s JOIN cutoff c ON s.plays >= c.plays
+    SELECT s.song, s.artist FROM song_plays s JOIN cutoff c ON s.plays >= c.plays
 ),
 per_song AS (
     SELECT e.song AS title, e.artist AS artist_name, COUNT(*) AS plays, COUNT(DISTINCT e.user_id) AS listeners
