@@ -180,7 +180,6 @@ def songplays(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
         tx.ensure(*ALL_TABLES)
         tx.execute(f"DELETE FROM {SONGPLAYS.name} WHERE {where}")
         tx.execute_shared(insert_sql(SONGPLAYS, select))
-        tx.refresh_statistics(SONGPLAYS)
         rows = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE {where}")
         matched = tx.scalar(f"SELECT COUNT(*) FROM {SONGPLAYS.name} WHERE song_id IS NOT NULL")
         per_day = partition_row_counts(tx, SONGPLAYS, first, last)

@@ -143,11 +143,6 @@ class Session(ABC):
         rows = self.query(dialect.render(sql, self.dialect), params)
         return rows[0][0] if rows else None
 
-    def refresh_statistics(self, table: Table) -> None:
-        """Let the planner see `table` as this transaction left it (PostgreSQL: ANALYZE); a no-op
-        where the engine keeps its statistics itself (DuckDB, Redshift's automatic analyze)."""
-        return None
-
 
 class Warehouse(ABC):
     dialect: str
@@ -390,13 +385,6 @@ class _PostgresSession(Session):
 
     def columns(self) -> list[str]:
         return self._columns
-
-    def refresh_statistics(self, table: Table) -> None:
-        # A table filled by this transaction has no statistics until autovacuum gets to it: the
-        # next steps' plans (time, the analytics) assumed 200 distinct values of any column and
-        # spilled their aggregates to disk (benchmarks/README.md, Issue 17, PostgreSQL).
-        if self.dialect == "postgres":
-            self.execute(f"ANALYZE {table.name}")
 
     def after_error(self, sql: str) -> list[tuple] | None:
         self.con.rollback()
