@@ -66,6 +66,33 @@ def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
     assert {t: count(url, t) for t in CONTRACT} == CONTRACT
 
 
+def test_dg_checks_and_launches_the_same_definitions(tmp_path):
+    # `dg` finds the project by [tool.dg] in the pyproject.toml of its working directory.
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"duckdb://{tmp_path / 'dg.duckdb'}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SPARKIFY_WAREHOUSE_URL": url}
+    env.pop("SPARKIFY_LAKE_URL", None)
+    check = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
+    launch = subprocess.run(
+        # songs' reference check is blocking, so the catalog launches with the artists it names.
+        [str(BIN / "dg"), "launch", "--assets", "staging_songs,artists,songs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    assert count(url, "staging_songs") == CONTRACT["staging_songs"]
+    assert count(url, "songs") == CONTRACT["songs"]
+    assert count(url, "artists") == CONTRACT["artists"]
+
+
 @pytest.mark.parametrize(
     "url, says",
     [
