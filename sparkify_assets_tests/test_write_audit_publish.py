@@ -13,7 +13,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    define_asset_job,
+)
 
 from sparkify_assets.checks import AuditFailed, Scope, evaluate, key_check
 from sparkify_assets.definitions import AUDIT_JOB, LOAD_JOB, defs
@@ -65,6 +73,21 @@ def run_assets(url: str, *assets: str, day: dt.date) -> ExecuteInProcessResult:
     )
 
 
+MARK = "written before this run"
+
+
+def _mark(url: str, table: str, where: str) -> None:
+    """Set `location` of one row the run will rewrite to MARK. The run rebuilds its rows from
+    inputs it does not change, so without the mark a committed rerun would leave the same rows
+    and "the table as before" could not tell a rollback from a commit."""
+    _execute(url, f"UPDATE {table} SET location = '{MARK}' WHERE {where}")
+    assert count(url, table, f"location = '{MARK}'") == 1
+
+
+def _still_marked(url: str, table: str) -> bool:
+    return count(url, table, f"location = '{MARK}'") == 1
+
+
 def _materialized(result: ExecuteInProcessResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
@@ -103,6 +126,11 @@ def test_a_duplicate_key_rolls_songplays_back(loaded):
     (dup,) = open_warehouse(url).query(
         "SELECT MIN(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03'"
     )[0]
+    _mark(
+        url,
+        "songplays",
+        "songplay_id = (SELECT MAX(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03')",
+    )
     before = rows(url, "songplays")
     result = run_assets(url, "songplays", day=DAY3)
     failed = assert_rolled_back(
@@ -110,6 +138,7 @@ def test_a_duplicate_key_rolls_songplays_back(loaded):
     )
     assert failed["failing_rows"] == 1 and dup in failed["failing_sample"]
     assert rows(url, "songplays") == before
+    assert _still_marked(url, "songplays")
 
 
 @BACKENDS
@@ -173,6 +202,11 @@ def test_a_missing_user_rolls_songplays_back(loaded):
         "SELECT MIN(user_id) FROM songplays WHERE source_date = DATE '2018-11-03'"
     )[0]
     _execute(url, f"DELETE FROM users WHERE user_id = '{user}'")
+    _mark(
+        url,
+        "songplays",
+        "songplay_id = (SELECT MAX(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03')",
+    )
     before = rows(url, "songplays")
     result = run_assets(url, "songplays", day=DAY3)
     failed = assert_rolled_back(
@@ -180,6 +214,7 @@ def test_a_missing_user_rolls_songplays_back(loaded):
     )
     assert failed["failing_rows"] == 1
     assert rows(url, "songplays") == before
+    assert _still_marked(url, "songplays")
 
 
 @BACKENDS
@@ -193,6 +228,7 @@ def test_a_file_that_does_not_add_up_rolls_staging_events_back(loaded):
         "INSERT INTO staging_rejects (target_table, source_key, source_line, source_date, reason, raw_text) "
         f"VALUES ('staging_events', '{EVENTS_2}', 999, DATE '2018-11-05', 'left over', '')",
     )
+    _mark(url, "staging_events", f"source_key = '{EVENTS_2}' AND source_line = 1")
     before = rows(url, "staging_events")
     result = run_assets(url, "staging_events", day=DAY2)
     failed = assert_rolled_back(
@@ -204,6 +240,35 @@ def test_a_file_that_does_not_add_up_rolls_staging_events_back(loaded):
     # The file counts come from the step itself (one file read for that day).
     assert failed["files"] == 1 and failed["records_read"] == READ_2 and failed["rows_rejected"] == 0
     assert rows(url, "staging_events") == before
+    assert _still_marked(url, "staging_events")
+
+
+@BACKENDS
+def test_a_failing_warning_reports_and_commits(loaded):
+    """A non-blocking check (an analytics total, severity WARN) that fails is reported with its
+    figures, and its asset still commits: time lost the row of one play's start_time, so the
+    hourly plays (songplays joined to time) add up to one play less than songplays holds."""
+    url = loaded
+    (start,) = open_warehouse(url).query(
+        "SELECT start_time FROM songplays GROUP BY start_time HAVING COUNT(*) = 1 ORDER BY start_time LIMIT 1"
+    )[0]
+    plays = count(url, "songplays")
+    _execute(url, "DELETE FROM analytics_plays_by_hour")
+    with open_warehouse(url).transaction() as tx:
+        tx.execute("DELETE FROM time WHERE start_time = ?", [start])
+    base = make_defs(url)
+    job = define_asset_job("hourly", selection=AssetSelection.assets("analytics_plays_by_hour"))
+    result = (
+        Definitions(assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job])
+        .resolve_job_def("hourly")
+        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    assert result.success, failures(result)
+    warned = check_evaluations(result)["analytics_plays_by_hour:plays_reconcile_with_songplays"]
+    assert warned["passed"] is False
+    assert warned["answer_total"] == plays - 1 and warned["source_total"] == plays
+    assert "analytics_plays_by_hour" in _materialized(result)
+    assert open_warehouse(url).query("SELECT SUM(plays) FROM analytics_plays_by_hour")[0][0] == plays - 1
 
 
 # --- what the event log holds -------------------------------------------------------------------
@@ -277,6 +342,30 @@ def test_a_check_alone_reports_a_broken_table(loaded):
     assert failed["passed"] is False and failed["failing_rows"] == 1
     assert f"| {user} |" in failed["failing_sample"]
     assert checks["songplays:unique_songplay_id"]["passed"] is True
+    assert rows(url, "songplays") == before
+
+
+@BACKENDS
+def test_one_check_alone_runs_only_that_check(loaded):
+    """One check selected by its key (the UI's "Execute" on a check): exactly that evaluation,
+    no asset step, nothing changed."""
+    url = loaded
+    (user,) = open_warehouse(url).query("SELECT MIN(user_id) FROM songplays")[0]
+    _execute(url, f"DELETE FROM users WHERE user_id = '{user}'")
+    before = rows(url, "songplays")
+    key = AssetCheckKey(AssetKey("songplays"), "relationships_user_id__users")
+    base = make_defs(url)
+    job = define_asset_job("one_check", selection=AssetSelection.checks(key))
+    result = (
+        Definitions(assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job])
+        .resolve_job_def("one_check")
+        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    checks = check_evaluations(result)
+    assert list(checks) == ["songplays:relationships_user_id__users"]
+    assert checks["songplays:relationships_user_id__users"]["passed"] is False
+    assert checks["songplays:relationships_user_id__users"]["failing_rows"] == 1
+    assert result.get_asset_materialization_events() == []
     assert rows(url, "songplays") == before
 
 
