@@ -140,6 +140,8 @@ class Session(ABC):
         ]
 
     def scalar(self, sql: str, params: Params = ()):
+        """The first value of shared SQL's first row, rewritten for this backend first (as
+        `execute_shared`; `query` sends its text as it is)."""
         rows = self.query(dialect.render(sql, self.dialect), params)
         return rows[0][0] if rows else None
 
@@ -197,6 +199,7 @@ class Warehouse(ABC):
             raise WarehouseError(str(exc)) from None
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        """Shared SQL, rewritten for this backend, in a transaction of its own."""
         with self.transaction() as tx:
             return tx.query(dialect.render(sql, self.dialect), params)
 
