@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date
 from pathlib import Path
 
@@ -87,6 +88,48 @@ def test_a_clean_segment_is_read_whole_by_the_reader():
     data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
     arrays = vectorized.read_segment(data, parsing._SPECS["staging_events"].arrow_schema)
     assert arrays is not None and len(arrays[0]) == len(data.splitlines())
+
+
+# Literals Arrow's reader and Python's json read differently, in a field of the schema and under
+# a key it does not declare (which the reader drops without looking): (where, literal, staged).
+_READERS_DIFFER = [
+    ("x", b"Inf", False),
+    ("x", b"-Inf", False),
+    ("x", b"-NaN", False),
+    ("x", b'[1,{"y":-Inf}]', False),
+    ("x", b"Infinity", True),  # Python's json reads it, and "x" is not staged
+    ("x", b"-0", True),
+    ("length", b"-0", True),
+    ("registration", b"-0", True),
+]
+
+
+@pytest.mark.parametrize("where, literal, staged", _READERS_DIFFER)
+def test_literals_the_readers_read_differently_go_careful(where, literal, staged, taken):
+    """A segment holding one of them is not taken by the reader; the careful path decides: the
+    non-JSON literals are rejects, an integer -0 in a double field is staged as 0.0 (not -0.0)."""
+    data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
+    lines = data.splitlines()
+    # A NextSong line (its length is a double), the bad literal under `where`.
+    n = next(i for i, line in enumerate(lines) if b'"page":"NextSong"' in line)
+    if where == "x":
+        lines[n] = lines[n][:-1] + b',"x":' + literal + b"}"
+    else:
+        lines[n] = re.sub(
+            rb'"' + where.encode() + rb'":[^,]+', b'"' + where.encode() + b'":' + literal, lines[n]
+        )
+    damaged = b"\n".join(lines) + b"\n"
+    key = "log_data/2018/11/2018-11-01-events.json"
+    out = assert_accounted(STAGING_EVENTS, [(LakeFile(key, len(damaged), "v1", date(2018, 11, 1)), damaged)])
+    assert taken["taken"] == 0 and taken["refused"] >= 1
+    row = [r for r in out["rows"] if r["source_line"] == n + 1]
+    rejects = [r for r in out["rejects"] if r["source_line"] == n + 1]
+    assert (len(row), len(rejects)) == ((1, 0) if staged else (0, 1))
+    assert len(out["rows"]) + len(out["rejects"]) == len(lines)
+    if staged and where != "x":
+        assert repr(row[0][where]) == "0.0"
+    if not staged:
+        assert rejects[0]["reason"].startswith("invalid JSON")
 
 
 # Damage of the kinds the reader must refuse (or the column checks catch), each on one line.

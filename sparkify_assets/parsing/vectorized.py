@@ -20,12 +20,20 @@ unprovable, and why (each verified against pyarrow 21's reader):
   exponent in an integer field (1.0 and 1e2 are integers to the careful path), an integer out of
   range, a duplicate key (also when one spelling is escaped), a lone surrogate escape, control
   characters in strings, invalid JSON;
-- a row count that differs from the line count.
-NaN and Infinity (not JSON, but Python's json reads them) reach the finite-number check.
+- a row count that differs from the line count;
+- a key the schema does not declare: the reader would drop it unseen, and its value may be one
+  that the readers read differently (Arrow takes `Inf`, `-Inf` and `-NaN`, Python's json does
+  not, so the careful path rejects the line as invalid JSON). The lake's events carry exactly
+  the declared keys, so this costs clean segments nothing;
+- a double -0.0: an integer `-0` is the double -0.0 to the reader and the integer 0 (staged 0.0)
+  to Python's json, and the two cannot be told apart after the read.
+NaN and Infinity in declared doubles reach the finite-number check; in declared text or integer
+fields the reader refuses them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import pyarrow as pa
@@ -81,11 +89,20 @@ def read_segment(data: bytes, schema: pa.Schema) -> list[pa.Array] | None:
             pa.BufferReader(data),
             read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
             parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
+                explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
             ),
         )
     except _READ_ERRORS:
         return None
     if table.num_rows != lines:
         return None
-    return [table.column(name).combine_chunks() for name in schema.names]
+    arrays = [table.column(name).combine_chunks() for name in schema.names]
+    return None if any(_has_negative_zero(a) for a in arrays) else arrays
+
+
+def _has_negative_zero(values: pa.Array) -> bool:
+    if not pa.types.is_floating(values.type):
+        return False
+    # Zeros are rare (a length or registration of 0), so their signs are read in Python.
+    zeros = pc.filter(values, pc.equal(values, 0.0)).to_pylist()
+    return any(math.copysign(1.0, z) < 0 for z in zeros)
