@@ -168,6 +168,41 @@ _WHOLE_LINE = {
 }
 
 
+# What the reader itself must refuse (module docstring of vectorized), and what it reads as typed
+# values for the column checks to refuse; the rest (a 401-digit number in a double) only has to
+# end the same on both paths.
+_READER_REFUSES = {
+    "number_as_text", "exponent_as_text", "bool_as_text", "float_integer", "exponent_integer",
+    "lone_surrogate", "nul", "long_text",
+}  # fmt: skip
+_COLUMN_CHECKS_REFUSE = {"empty_user", "empty_page", "old_ts", "nan"}
+
+
+@pytest.mark.parametrize("kind", sorted(set(_BAD_VALUES) - {"escaped_key"}))
+def test_each_bad_value_in_its_own_field(kind, taken):
+    """Each kind of bad value in place of a field's value (no extra key, which the reader refuses
+    on its own): the reader refuses it, or reads it for the column checks, as its docstring says
+    (pinned for the installed pyarrow), and both paths stage and reject the same."""
+    data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
+    lines = data.splitlines()
+    n = next(i for i, line in enumerate(lines) if b'"page":"NextSong"' in line)
+    field, value = _BAD_VALUES[kind][:2]
+    key = b'"' + field.encode() + b'":'
+    lines[n], found = re.subn(
+        re.escape(key) + rb'(?:"(?:[^"\\]|\\.)*"|[^,}]+)', lambda _: key + value, lines[n], count=1
+    )
+    assert found == 1
+    segment = b"\n".join(lines) + b"\n"
+    arrays = vectorized.read_segment(segment, parsing._SPECS["staging_events"].arrow_schema)
+    if kind in _READER_REFUSES:
+        assert arrays is None
+    elif kind in _COLUMN_CHECKS_REFUSE:
+        assert arrays is not None
+    key_ = "log_data/2018/11/2018-11-01-events.json"
+    out = assert_accounted(STAGING_EVENTS, [(LakeFile(key_, len(segment), "v1", date(2018, 11, 1)), segment)])
+    assert len(out["rows"]) + len(out["rejects"]) == len(lines)
+
+
 def _damaged(obj: dict, rng: random.Random) -> bytes:
     kind = rng.choice(
         [
