@@ -6,7 +6,8 @@ only when nothing about the segment could make the careful path decide different
 then applies the same column checks as the Python fast path (`rules._valid_columns`: required
 fields, empty page, empty userId, finite doubles, ts range), and any segment refused here or there
 goes through the Python fast path (`fast`), which ends in the careful parser. What makes a segment
-unprovable, and why (each verified against pyarrow 21's reader):
+unprovable, and why (checked against pyarrow 21 and 26; test_parse_vectorized pins each for
+the installed one):
 
 - not UTF-8, or a `\\u0000` escape: the careful path rejects those records;
 - any line not exactly one object from its first byte to its last (`{` ... `}`): blank or
