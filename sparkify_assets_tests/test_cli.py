@@ -44,12 +44,18 @@ def test_sparkify_run_prints_the_contract_counts(tmp_path):
     assert (tmp_path / ".sparkify" / "sparkify.duckdb").exists()
 
 
-def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
+def _dagster_env(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """A DuckDB file and a Dagster home of the test's own, the lake the shipped sample."""
     home = tmp_path / "home"
     home.mkdir()
     url = f"duckdb://{tmp_path / 'cli.duckdb'}"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SPARKIFY_WAREHOUSE_URL": url}
     env.pop("SPARKIFY_LAKE_URL", None)
+    return url, env
+
+
+def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
+    url, env = _dagster_env(tmp_path)
     cmd = [
         str(BIN / "dagster"),
         "asset",
@@ -68,11 +74,7 @@ def test_dagster_asset_materialize_over_the_partition_range(tmp_path):
 
 def test_dg_checks_and_launches_the_same_definitions(tmp_path):
     # `dg` finds the project by [tool.dg] in the pyproject.toml of its working directory.
-    home = tmp_path / "home"
-    home.mkdir()
-    url = f"duckdb://{tmp_path / 'dg.duckdb'}"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SPARKIFY_WAREHOUSE_URL": url}
-    env.pop("SPARKIFY_LAKE_URL", None)
+    url, env = _dagster_env(tmp_path)
     check = subprocess.run(
         [str(BIN / "dg"), "check", "defs"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
