@@ -104,23 +104,35 @@ _READERS_DIFFER = [
 ]
 
 
+DAY1_KEY = "log_data/2018/11/2018-11-01-events.json"
+
+
+def _sample_day_damaged(edit) -> tuple[int, bytes, list[bytes]]:
+    """The sample's first day with `edit` applied to its first NextSong line (its length is a
+    double): that line's index, the file's bytes and its lines."""
+    lines = (SAMPLE / DAY1_KEY).read_bytes().splitlines()
+    n = next(i for i, line in enumerate(lines) if b'"page":"NextSong"' in line)
+    lines[n] = edit(lines[n])
+    return n, b"\n".join(lines) + b"\n", lines
+
+
+def _as_files(data: bytes) -> list[tuple[LakeFile, bytes]]:
+    return [(LakeFile(DAY1_KEY, len(data), "v1", date(2018, 11, 1)), data)]
+
+
 @pytest.mark.parametrize("where, literal, staged", _READERS_DIFFER)
 def test_literals_the_readers_read_differently_go_careful(where, literal, staged, taken):
     """A segment holding one of them is not taken by the reader; the careful path decides: the
     non-JSON literals are rejects, an integer -0 in a double field is staged as 0.0 (not -0.0)."""
-    data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
-    lines = data.splitlines()
-    # A NextSong line (its length is a double), the bad literal under `where`.
-    n = next(i for i, line in enumerate(lines) if b'"page":"NextSong"' in line)
-    if where == "x":
-        lines[n] = lines[n][:-1] + b',"x":' + literal + b"}"
-    else:
-        lines[n] = re.sub(
-            rb'"' + where.encode() + rb'":[^,]+', b'"' + where.encode() + b'":' + literal, lines[n]
-        )
-    damaged = b"\n".join(lines) + b"\n"
-    key = "log_data/2018/11/2018-11-01-events.json"
-    out = assert_accounted(STAGING_EVENTS, [(LakeFile(key, len(damaged), "v1", date(2018, 11, 1)), damaged)])
+
+    def edit(line: bytes) -> bytes:  # the bad literal under `where`
+        if where == "x":
+            return line[:-1] + b',"x":' + literal + b"}"
+        field = b'"' + where.encode() + b'":'
+        return re.sub(re.escape(field) + rb"[^,]+", lambda _: field + literal, line)
+
+    n, damaged, lines = _sample_day_damaged(edit)
+    out = assert_accounted(STAGING_EVENTS, _as_files(damaged))
     assert taken["taken"] == 0 and taken["refused"] >= 1
     row = [r for r in out["rows"] if r["source_line"] == n + 1]
     rejects = [r for r in out["rejects"] if r["source_line"] == n + 1]
@@ -183,23 +195,25 @@ def test_each_bad_value_in_its_own_field(kind, taken):
     """Each kind of bad value in place of a field's value (no extra key, which the reader refuses
     on its own): the reader refuses it, or reads it for the column checks, as its docstring says
     (pinned for the installed pyarrow), and both paths stage and reject the same."""
-    data = (SAMPLE / "log_data/2018/11/2018-11-01-events.json").read_bytes()
-    lines = data.splitlines()
-    n = next(i for i, line in enumerate(lines) if b'"page":"NextSong"' in line)
     field, value = _BAD_VALUES[kind][:2]
     key = b'"' + field.encode() + b'":'
-    lines[n], found = re.subn(
-        re.escape(key) + rb'(?:"(?:[^"\\]|\\.)*"|[^,}]+)', lambda _: key + value, lines[n], count=1
-    )
-    assert found == 1
-    segment = b"\n".join(lines) + b"\n"
+    found = []
+
+    def edit(line: bytes) -> bytes:  # the value, a string or anything up to the next , or }
+        edited, n = re.subn(
+            re.escape(key) + rb'(?:"(?:[^"\\]|\\.)*"|[^,}]+)', lambda _: key + value, line, count=1
+        )
+        found.append(n)
+        return edited
+
+    _, segment, lines = _sample_day_damaged(edit)
+    assert found == [1]
     arrays = vectorized.read_segment(segment, parsing._SPECS["staging_events"].arrow_schema)
     if kind in _READER_REFUSES:
         assert arrays is None
     elif kind in _COLUMN_CHECKS_REFUSE:
         assert arrays is not None
-    key_ = "log_data/2018/11/2018-11-01-events.json"
-    out = assert_accounted(STAGING_EVENTS, [(LakeFile(key_, len(segment), "v1", date(2018, 11, 1)), segment)])
+    out = assert_accounted(STAGING_EVENTS, _as_files(segment))
     assert len(out["rows"]) + len(out["rejects"]) == len(lines)
 
 

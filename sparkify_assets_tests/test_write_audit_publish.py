@@ -61,19 +61,27 @@ def _execute(url: str, *statements: str) -> None:
             tx.execute(sql)
 
 
-def run_assets(url: str, *assets: str, day: dt.date) -> ExecuteInProcessResult:
-    """Materialize `assets` (with their checks) for one day, as the UI's Materialize does."""
+def run_selection(url: str, selection: AssetSelection, **run: str) -> ExecuteInProcessResult:
+    """Run what `selection` picks (assets with their checks, or checks alone), as the UI does."""
     base = make_defs(url)
-    job = define_asset_job("some_assets", selection=AssetSelection.assets(*assets))
+    job = define_asset_job("selected", selection=selection)
     some = Definitions(
         assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job]
     )
-    return some.resolve_job_def("some_assets").execute_in_process(
-        instance=DagsterInstance.ephemeral(), partition_key=day.isoformat(), raise_on_error=False
+    return some.resolve_job_def("selected").execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False, **run
     )
 
 
+def run_assets(url: str, *assets: str, day: dt.date) -> ExecuteInProcessResult:
+    """Materialize `assets` (with their checks) for one day, as the UI's Materialize does."""
+    return run_selection(url, AssetSelection.assets(*assets), partition_key=day.isoformat())
+
+
 MARK = "written before this run"
+LAST_PLAY_OF_DAY3 = (
+    "songplay_id = (SELECT MAX(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03')"
+)
 
 
 def _mark(url: str, table: str, where: str) -> None:
@@ -126,11 +134,7 @@ def test_a_duplicate_key_rolls_songplays_back(loaded):
     (dup,) = open_warehouse(url).query(
         "SELECT MIN(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03'"
     )[0]
-    _mark(
-        url,
-        "songplays",
-        "songplay_id = (SELECT MAX(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03')",
-    )
+    _mark(url, "songplays", LAST_PLAY_OF_DAY3)
     before = rows(url, "songplays")
     result = run_assets(url, "songplays", day=DAY3)
     failed = assert_rolled_back(
@@ -202,11 +206,7 @@ def test_a_missing_user_rolls_songplays_back(loaded):
         "SELECT MIN(user_id) FROM songplays WHERE source_date = DATE '2018-11-03'"
     )[0]
     _execute(url, f"DELETE FROM users WHERE user_id = '{user}'")
-    _mark(
-        url,
-        "songplays",
-        "songplay_id = (SELECT MAX(songplay_id) FROM songplays WHERE source_date = DATE '2018-11-03')",
-    )
+    _mark(url, "songplays", LAST_PLAY_OF_DAY3)
     before = rows(url, "songplays")
     result = run_assets(url, "songplays", day=DAY3)
     failed = assert_rolled_back(
@@ -256,13 +256,7 @@ def test_a_failing_warning_reports_and_commits(loaded):
     _execute(url, "DELETE FROM analytics_plays_by_hour")
     with open_warehouse(url).transaction() as tx:
         tx.execute("DELETE FROM time WHERE start_time = ?", [start])
-    base = make_defs(url)
-    job = define_asset_job("hourly", selection=AssetSelection.assets("analytics_plays_by_hour"))
-    result = (
-        Definitions(assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job])
-        .resolve_job_def("hourly")
-        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    )
+    result = run_selection(url, AssetSelection.assets("analytics_plays_by_hour"))
     assert result.success, failures(result)
     warned = check_evaluations(result)["analytics_plays_by_hour:plays_reconcile_with_songplays"]
     assert warned["passed"] is False
@@ -354,13 +348,7 @@ def test_one_check_alone_runs_only_that_check(loaded):
     _execute(url, f"DELETE FROM users WHERE user_id = '{user}'")
     before = rows(url, "songplays")
     key = AssetCheckKey(AssetKey("songplays"), "relationships_user_id__users")
-    base = make_defs(url)
-    job = define_asset_job("one_check", selection=AssetSelection.checks(key))
-    result = (
-        Definitions(assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job])
-        .resolve_job_def("one_check")
-        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    )
+    result = run_selection(url, AssetSelection.checks(key))
     checks = check_evaluations(result)
     assert list(checks) == ["songplays:relationships_user_id__users"]
     assert checks["songplays:relationships_user_id__users"]["passed"] is False
